@@ -1,0 +1,46 @@
+# The two commands of the README: `make run` (the whole shop locally) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install services browser lint check-django pytest bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: install, migrate, seed the demo and start every process of the shop (Ctrl-C stops them all).
+run: install
+	$(BIN)/python -m shop.localrun
+
+## test: install, make sure PostgreSQL, Redis and Chromium are there, then lint, check and run pytest.
+test: install services browser lint check-django pytest
+
+services:
+	bash scripts/ensure_services.sh
+
+browser:
+	bash scripts/ensure_chromium.sh
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-django:
+	DJANGO_SETTINGS_MODULE=shop.settings.test $(BIN)/python manage.py check
+	DJANGO_SETTINGS_MODULE=shop.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=shop.settings.test $(BIN)/python manage.py compilemessages --ignore=.venv -v 0
+
+pytest:
+	$(BIN)/python -m pytest
+
+bench: install services
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

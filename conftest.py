@@ -1,0 +1,10 @@
+"""Shared fixtures. Each boundary has its own module under tests/fixtures/:
+Kafka broker (kafka.py), PayPal simulator (paypal.py), SMTP server (smtp.py), API clients and users (core.py).
+"""
+
+pytest_plugins = [
+    "tests.fixtures.core",
+    "tests.fixtures.kafka",
+    "tests.fixtures.paypal",
+    "tests.fixtures.smtp",
+]

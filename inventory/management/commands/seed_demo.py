@@ -1,0 +1,62 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from inventory.services import product_upsert
+
+DEMO_PRODUCTS = [
+    # sku, name, price, on hand
+    ("TEE-001", "Organic cotton T-shirt", "19.00", 40),
+    ("MUG-002", "Enamel camping mug", "12.50", 25),
+    ("BAG-003", "Canvas tote bag", "15.00", 30),
+    ("CAP-004", "Embroidered cap", "22.00", 3),
+    ("SCK-005", "Merino socks", "14.00", 60),
+    ("NTB-006", "Dot-grid notebook", "9.90", 2),
+    ("PEN-007", "Brass fountain pen", "48.00", 5),
+    ("BTL-008", "Insulated water bottle", "29.00", 18),
+    ("HDY-009", "Hooded sweatshirt", "55.00", 12),
+    ("STK-010", "Sticker pack", "4.50", 200),
+    ("CFE-011", "Vietnamese coffee filter (phin)", "8.00", 1),
+    ("LMP-012", "Desk lamp", "64.00", 0),
+]
+DEMO_SHOPPER = ("shopper", "shopper@example.com", "shopper-pass-123")
+DEMO_STAFF = ("staff", "staff@example.com", "staff-pass-123")
+
+
+class Command(BaseCommand):
+    help = "Create (or bring back) the demo catalog, a demo shopper and a staff user. Safe to run again."
+
+    def handle(self, *args, **options):
+        from django.utils.text import slugify
+
+        with transaction.atomic():
+            for index, (sku, name, price, on_hand) in enumerate(DEMO_PRODUCTS, start=1):
+                product, created = product_upsert(
+                    sku=sku,
+                    name=name,
+                    slug=slugify(name),
+                    price=Decimal(price),
+                    currency=settings.SHOP_CURRENCY,
+                    on_hand=on_hand,
+                    description=f"{name}: a demo product of the shop.",
+                )
+                verb = "created" if created else "updated"
+                self.stdout.write(f"[{index:2}/{len(DEMO_PRODUCTS)}] {verb} {product.sku} {product.name}")
+            shopper = self._user(*DEMO_SHOPPER, staff=False)
+            staff = self._user(*DEMO_STAFF, staff=True)
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"  shopper: {shopper.username} / {DEMO_SHOPPER[2]}")
+        self.stdout.write(f"  staff:   {staff.username} / {DEMO_STAFF[2]}  (Django admin at /admin/)")
+
+    def _user(self, username, email, password, *, staff):
+        user, _ = get_user_model().objects.get_or_create(username=username, defaults={"email": email})
+        user.email = email
+        user.is_staff = staff
+        user.is_superuser = staff
+        user.set_password(password)
+        user.save()
+        return user

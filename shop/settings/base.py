@@ -1,0 +1,212 @@
+"""Settings shared by every environment, read through django-environ.
+
+Every variable of the contract (README, "Configuration") is optional and has an embedded default
+that runs the shop on one machine with nothing else installed.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-only-do-not-use-in-production")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "shop",
+    "inventory",
+    "orders",
+    "payments",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shop.urls"
+WSGI_APPLICATION = "shop.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "shop.context_processors.cart",
+            ],
+        },
+    },
+]
+
+
+def _database_from_env():
+    """PostgreSQL whenever DATABASE_URL says so; otherwise a local SQLite file.
+
+    SQLite is configured so that concurrent writers queue on the database lock (BEGIN IMMEDIATE,
+    WAL, a busy timeout) instead of failing with "database is locked" halfway through a transaction.
+    """
+    db = env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'shop.sqlite3'}")
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("OPTIONS", {}).update(
+            {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+    db["ATOMIC_REQUESTS"] = False
+    return db
+
+
+DATABASES = {"default": _database_from_env()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "catalog"
+LOGOUT_REDIRECT_URL = "catalog"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("vi", "Tiếng Việt")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Shop checkout API",
+    "DESCRIPTION": "Products, orders and payments of the checkout.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- The checkout -------------------------------------------------------------------------------
+SHOP_CURRENCY = env("SHOP_CURRENCY", default="USD")
+RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=900)
+ORDER_WORKERS = env.int("ORDER_WORKERS", default=5)
+ORDER_QUEUE_SIZE = env.int("ORDER_QUEUE_SIZE", default=50)
+# How long a request waits for its turn in the order pool before it gives up.
+ORDER_PLACEMENT_TIMEOUT_SECONDS = env.float("ORDER_PLACEMENT_TIMEOUT_SECONDS", default=30.0)
+ORDER_MAX_QUANTITY_PER_LINE = env.int("ORDER_MAX_QUANTITY_PER_LINE", default=100)
+ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
+RESERVATION_SWEEP_BATCH_SIZE = env.int("RESERVATION_SWEEP_BATCH_SIZE", default=500)
+
+# --- PayPal ------------------------------------------------------------------------------------
+PAYPAL_MODE = env("PAYPAL_MODE", default="simulator")
+PAYPAL_SIMULATOR_PORT = env.int("PAYPAL_SIMULATOR_PORT", default=8001)
+PAYPAL_API_BASE = env(
+    "PAYPAL_API_BASE",
+    default={
+        "simulator": f"http://127.0.0.1:{PAYPAL_SIMULATOR_PORT}",
+        "sandbox": "https://api-m.sandbox.paypal.com",
+        "live": "https://api-m.paypal.com",
+    }.get(PAYPAL_MODE, ""),
+)
+PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID", default="simulator-client" if PAYPAL_MODE == "simulator" else "")
+PAYPAL_CLIENT_SECRET = env(
+    "PAYPAL_CLIENT_SECRET", default="simulator-secret" if PAYPAL_MODE == "simulator" else ""
+)
+PAYPAL_WEBHOOK_ID = env(
+    "PAYPAL_WEBHOOK_ID", default="simulator-webhook" if PAYPAL_MODE == "simulator" else ""
+)
+PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=10.0)
+
+# --- Kafka and email ---------------------------------------------------------------------------
+# Unset means "the local runner starts the bundled broker and sets it"; nothing is published until then.
+KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="")
+KAFKA_EMAIL_TOPIC = env("KAFKA_EMAIL_TOPIC", default="email-notification")
+KAFKA_EMAIL_DLQ_TOPIC = env("KAFKA_EMAIL_DLQ_TOPIC", default=f"{KAFKA_EMAIL_TOPIC}.dlq")
+KAFKA_EMAIL_CONSUMER_GROUP = env("KAFKA_EMAIL_CONSUMER_GROUP", default="email-sender")
+KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
+KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=300000)
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:1025")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Shop <orders@shop.local>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=5)
+
+# --- Celery ------------------------------------------------------------------------------------
+# The default is kombu's filesystem transport: no Redis needed to run the shop locally.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(VAR_DIR / "celery" / "queue"),
+        "data_folder_out": str(VAR_DIR / "celery" / "queue"),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"kafka": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
+}

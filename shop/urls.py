@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from shop import api, views
+
+api_urlpatterns = [
+    path("auth/register/", api.RegisterApi.as_view(), name="api-register"),
+    path("auth/token/", api.TokenApi.as_view(), name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("inventory.api.urls")),
+    path("", include("orders.api.urls")),
+]
+
+urlpatterns = [
+    path("", views.catalog, name="catalog"),
+    path("products/<slug:slug>/", views.product_detail, name="product"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("orders/", include("orders.urls")),
+    path("payments/", include("payments.urls")),
+    path("api/", include(api_urlpatterns)),
+    path("admin/", admin.site.urls),
+]
