@@ -37,6 +37,8 @@ class Order(models.Model):
     # NULL means "no key": the partial unique constraint below skips it.
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)  # noqa: DJ001
     reserved_until = models.DateTimeField(_("reserved until"))
+    # The shopper's language when ordering: the outcome email is written in it.
+    language = models.CharField(_("language"), max_length=8, default="en")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)

@@ -25,4 +25,8 @@ if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 ping >/dev/n
   fi
   wait_for Redis redis-cli -h 127.0.0.1 ping
 fi
+# The database that DATABASE_URL names by default in the test settings (pytest makes test_shop beside it).
+if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'shop'" | grep -q 1; then
+  createdb -h 127.0.0.1 -U postgres shop
+fi
 echo "ensure_services: PostgreSQL and Redis answer"
