@@ -47,6 +47,7 @@ class Order(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("order")
         verbose_name_plural = _("orders")
+        indexes = [models.Index(fields=["status", "reserved_until"], name="order_status_reserved_until")]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "idempotency_key"],

@@ -24,6 +24,7 @@ ERROR_STATUS = {
     "busy": status.HTTP_503_SERVICE_UNAVAILABLE,
     "gateway_error": status.HTTP_502_BAD_GATEWAY,
     "not_found": status.HTTP_404_NOT_FOUND,
+    "placement_failed": status.HTTP_500_INTERNAL_SERVER_ERROR,
 }
 
 

@@ -1,0 +1,80 @@
+"""Holds on stock (``ReservedStock``) and the stock counters they move.
+
+Every function here expects its caller's transaction to hold the locks of the stock rows it
+touches (``inventory.lock_objects``) and works set-based: one UPDATE for all products, one
+INSERT or DELETE for all holds, whatever their number.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import Case, F, IntegerField, Sum, Value, When
+
+from inventory.models import ReservedStock, Stock
+
+
+def _per_product(quantities: dict[int, int]) -> Case:
+    return Case(
+        *[When(pk=product_id, then=Value(quantity)) for product_id, quantity in quantities.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def held_quantities(*, order_ids: Iterable[int]) -> dict[int, int]:
+    """Units held per product by these orders."""
+    rows = (
+        ReservedStock.objects.filter(order_id__in=list(order_ids))
+        .values("product_id")
+        .annotate(quantity=Sum("quantity"))
+        .order_by("product_id")
+    )
+    return {row["product_id"]: row["quantity"] for row in rows}
+
+
+def held_product_ids(*, order_ids: Iterable[int]) -> set[int]:
+    return set(
+        ReservedStock.objects.filter(order_id__in=list(order_ids)).values_list("product_id", flat=True)
+    )
+
+
+def holds_create(*, order, quantities: dict[int, int], expires_at: datetime) -> None:
+    """Hold ``quantities`` (product id to units) for ``order`` until ``expires_at``."""
+    Stock.objects.filter(pk__in=list(quantities)).update(reserved=F("reserved") + _per_product(quantities))
+    ReservedStock.objects.bulk_create(
+        ReservedStock(order=order, product_id=product_id, quantity=quantity, expires_at=expires_at)
+        for product_id, quantity in quantities.items()
+    )
+
+
+def holds_release(*, order_ids: Iterable[int]) -> dict[int, int]:
+    """Give the stock held by these orders back to the available pool and delete their holds."""
+    order_ids = list(order_ids)
+    quantities = held_quantities(order_ids=order_ids)
+    if quantities:
+        Stock.objects.filter(pk__in=list(quantities)).update(
+            reserved=F("reserved") - _per_product(quantities)
+        )
+    ReservedStock.objects.filter(order_id__in=order_ids).delete()
+    return quantities
+
+
+def holds_consume(*, order_id: int) -> dict[int, int]:
+    """The order is paid: its held units leave the shop for good (on hand and reserved both drop)."""
+    quantities = held_quantities(order_ids=[order_id])
+    if quantities:
+        delta = _per_product(quantities)
+        Stock.objects.filter(pk__in=list(quantities)).update(
+            on_hand=F("on_hand") - delta, reserved=F("reserved") - delta
+        )
+    ReservedStock.objects.filter(order_id=order_id).delete()
+    return quantities
+
+
+def expired_order_ids_holding(*, product_ids: Iterable[int], now: datetime) -> set[int]:
+    """Pending orders with an expired hold on any of these products."""
+    return set(
+        ReservedStock.objects.filter(
+            product_id__in=list(product_ids), expires_at__lte=now, order__status="PENDING"
+        ).values_list("order_id", flat=True)
+    )

@@ -1,0 +1,53 @@
+from shop.errors import ShopError
+
+
+class OrderError(ShopError):
+    code = "order_error"
+
+
+class InvalidOrder(OrderError):
+    """The order request itself is wrong; ``errors`` says what, per field or line."""
+
+    code = "invalid"
+    default_message = "The order is not valid."
+
+
+class OutOfStock(OrderError):
+    """Some lines ask for more than is available; ``items`` lists every short line."""
+
+    code = "out_of_stock"
+    default_message = "Some products do not have enough stock."
+
+    def __init__(self, items):
+        super().__init__(items=items)
+
+
+class OrderNotPending(OrderError):
+    code = "order_not_pending"
+    default_message = "Only a pending order can be cancelled."
+
+
+class OrderNotFound(OrderError):
+    code = "not_found"
+    default_message = "No such order."
+
+
+class IdempotencyConflict(OrderError):
+    code = "idempotency_conflict"
+    default_message = "This Idempotency-Key was already used for an order with other lines."
+
+
+class Busy(OrderError):
+    code = "busy"
+    default_message = "The shop is busy placing other orders. Please try again in a moment."
+
+    def __init__(self, retry_after: int = 2):
+        self.retry_after = retry_after
+        super().__init__()
+
+
+class PlacementFailed(OrderError):
+    """An unexpected error inside a placement: its transaction was rolled back, nothing was kept."""
+
+    code = "placement_failed"
+    default_message = "The order could not be placed. Nothing was charged or reserved; please try again."

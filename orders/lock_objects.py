@@ -1,0 +1,33 @@
+"""Row locks on orders. Lock order across the checkout: order rows first, then stock rows."""
+
+from datetime import datetime
+
+from orders.models import Order, OrderStatus
+
+
+def order_lock(*, order_id: int, skip_locked: bool = False) -> Order | None:
+    """Lock one order (with its payment); ``None`` when it is locked elsewhere and ``skip_locked``."""
+    queryset = Order.objects.select_for_update(skip_locked=skip_locked, of=("self",)).select_related(
+        "payment", "user"
+    )
+    try:
+        return queryset.get(pk=order_id)
+    except Order.DoesNotExist:
+        if skip_locked and Order.objects.filter(pk=order_id).exists():
+            return None
+        raise
+
+
+def orders_lock_expired(*, now: datetime, limit: int, ids=None, exclude=frozenset()) -> list[Order]:
+    """Lock up to ``limit`` pending orders whose hold has expired, skipping those locked elsewhere
+    (a capture in flight holds its order's row)."""
+    queryset = Order.objects.filter(status=OrderStatus.PENDING, reserved_until__lte=now)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=list(ids))
+    if exclude:
+        queryset = queryset.exclude(pk__in=list(exclude))
+    return list(
+        queryset.select_for_update(skip_locked=True, of=("self",))
+        .select_related("payment")
+        .order_by("pk")[:limit]
+    )

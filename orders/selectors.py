@@ -1,0 +1,21 @@
+from django.db.models import Prefetch, QuerySet
+
+from orders.errors import OrderNotFound
+from orders.models import Order, OrderLine
+
+
+def order_list_for_user(*, user) -> QuerySet[Order]:
+    """The user's own orders, newest first, with what the API and pages show."""
+    return (
+        Order.objects.filter(user=user)
+        .select_related("payment")
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("id")))
+    )
+
+
+def order_get_for_user(*, user, order_id) -> Order:
+    """One of the user's own orders; anybody else's is reported as not existing."""
+    try:
+        return order_list_for_user(user=user).get(pk=order_id)
+    except (Order.DoesNotExist, ValueError, TypeError) as error:
+        raise OrderNotFound() from error

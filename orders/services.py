@@ -1,0 +1,392 @@
+"""Writes of the checkout: place, complete, fail, cancel and expire orders.
+
+Each public function is one transaction. Row locks are taken through the lock helpers only, and
+always order rows first, then stock rows in primary-key order. Nothing here talks to the network:
+PayPal calls are made by ``payments.services`` outside any stock lock, and outcome emails leave
+through the outbox row written in the same transaction.
+"""
+
+import enum
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inventory.lock_objects import stock_lock, stock_lock_available
+from inventory.models import Product, ReservedStock, Stock
+from inventory.reservations import (
+    expired_order_ids_holding,
+    held_product_ids,
+    holds_consume,
+    holds_create,
+    holds_release,
+)
+from notifications.services import outbox_record_order_outcome
+from orders.errors import IdempotencyConflict, InvalidOrder, OrderNotFound, OrderNotPending, OutOfStock
+from orders.lock_objects import order_lock, orders_lock_expired
+from orders.models import FailureReason, Order, OrderLine, OrderStatus
+from payments.models import Payment, PaymentStatus
+
+logger = logging.getLogger(__name__)
+
+
+class CompletionResult(enum.Enum):
+    COMPLETED = "completed"  # the order was pending and is now paid
+    ALREADY_COMPLETED = "already_completed"  # nothing to do: it was paid before
+    ORDER_FAILED = "order_failed"  # the order had already failed: the caller must refund the capture
+
+
+# --- Placing -------------------------------------------------------------------------------------
+
+
+def _is_whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def order_lines_normalize(*, lines) -> dict[int, int]:
+    """Check the requested lines and merge duplicate products: product id to total quantity.
+
+    Raises ``InvalidOrder`` listing every bad line.
+    """
+    max_quantity = settings.ORDER_MAX_QUANTITY_PER_LINE
+    if not isinstance(lines, (list, tuple)) or not lines:
+        raise InvalidOrder(
+            "An order needs at least one line.", errors={"lines": ["This list may not be empty."]}
+        )
+    if len(lines) > settings.ORDER_MAX_LINES:
+        raise InvalidOrder(
+            f"An order can have at most {settings.ORDER_MAX_LINES} lines.",
+            errors={"lines": [f"Ensure this list has at most {settings.ORDER_MAX_LINES} lines."]},
+        )
+    merged: dict[int, int] = {}
+    errors: dict[str, dict[str, list[str]]] = {}
+    for index, line in enumerate(lines):
+        line_errors = {}
+        product = line.get("product") if isinstance(line, dict) else None
+        quantity = line.get("quantity") if isinstance(line, dict) else None
+        if not _is_whole_number(product) or product < 1:
+            line_errors["product"] = ["A product id (a positive whole number) is required."]
+        if not _is_whole_number(quantity) or not 1 <= quantity <= max_quantity:
+            line_errors["quantity"] = [f"The quantity must be a whole number from 1 to {max_quantity}."]
+        if line_errors:
+            errors[str(index)] = line_errors
+        else:
+            merged[product] = merged.get(product, 0) + quantity
+    if errors:
+        raise InvalidOrder("Some lines of the order are not valid.", errors={"lines": errors})
+    too_many = sorted(product for product, quantity in merged.items() if quantity > max_quantity)
+    if too_many:
+        raise InvalidOrder(
+            f"At most {max_quantity} units of one product per order.",
+            errors={"lines": {"products": too_many}},
+        )
+    return merged
+
+
+def _order_for_key(*, user, idempotency_key: str) -> Order | None:
+    return Order.objects.filter(user=user, idempotency_key=idempotency_key).select_related("payment").first()
+
+
+def _replay(order: Order, quantities: dict[int, int]) -> Order:
+    ordered = dict(order.lines.values_list("product_id", "quantity"))
+    if ordered != quantities:
+        raise IdempotencyConflict()
+    return order
+
+
+def order_place(*, user, lines, idempotency_key: str | None = None, language: str = "en") -> Order:
+    """Hold the stock of ``lines`` and create a PENDING order with its PENDING payment.
+
+    ``lines`` is a list of ``{"product": id, "quantity": n}``. The same user with the same
+    ``idempotency_key`` gets the same order back, also when two requests race. Short stock raises
+    ``OutOfStock`` listing every short line, and nothing is written.
+    """
+    quantities = order_lines_normalize(lines=lines)
+    if idempotency_key is not None:
+        idempotency_key = str(idempotency_key).strip()
+        if not 1 <= len(idempotency_key) <= 255:
+            raise InvalidOrder(
+                "The Idempotency-Key must be 1 to 255 characters.",
+                errors={"idempotency_key": ["Must be 1 to 255 characters."]},
+            )
+        existing = _order_for_key(user=user, idempotency_key=idempotency_key)
+        if existing is not None:
+            return _replay(existing, quantities)
+    try:
+        placed = _order_place(
+            user=user, quantities=quantities, idempotency_key=idempotency_key, language=language
+        )
+    except IntegrityError:
+        # A concurrent request with the same key committed first: ours rolled back whole.
+        existing = idempotency_key and _order_for_key(user=user, idempotency_key=idempotency_key)
+        if not existing:
+            raise
+        return _replay(existing, quantities)
+    if isinstance(placed, OutOfStock):
+        raise placed
+    return placed
+
+
+@transaction.atomic
+def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutOfStock:
+    now = timezone.now()
+    currency = settings.SHOP_CURRENCY
+    products = Product.objects.filter(pk__in=list(quantities), is_active=True).in_bulk()
+    unknown = sorted(set(quantities) - set(products))
+    if unknown:
+        raise InvalidOrder(
+            "Some products do not exist or are not for sale.", errors={"lines": {"unknown_products": unknown}}
+        )
+    wrong_currency = sorted(pk for pk, product in products.items() if product.currency != currency)
+    if wrong_currency:
+        raise InvalidOrder(
+            f"Some products are not sold in {currency}.", errors={"lines": {"wrong_currency": wrong_currency}}
+        )
+
+    stocks = stock_lock(product_ids=quantities)
+    short = _short_items(quantities, stocks)
+    if short and _release_expired_holds(
+        product_ids=[item["product"] for item in short], locked=stocks, now=now
+    ):
+        stocks = stock_lock(product_ids=quantities)  # already ours; read the counters again
+        short = _short_items(quantities, stocks)
+    if short:
+        # Returned, not raised, so that expired holds released above stay released.
+        return OutOfStock(items=short)
+
+    total = sum((products[pk].price * quantity for pk, quantity in quantities.items()), Decimal("0.00"))
+    order = Order.objects.create(
+        user=user,
+        total=total,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        reserved_until=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
+        language=language,
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            product_id=pk,
+            product_name=products[pk].name,
+            quantity=quantity,
+            unit_price=products[pk].price,
+        )
+        for pk, quantity in sorted(quantities.items())
+    )
+    holds_create(order=order, quantities=quantities, expires_at=order.reserved_until)
+    Payment.objects.create(
+        order=order, transaction_id=order.transaction_id, amount=total, currency=currency, provider="paypal"
+    )
+    return order
+
+
+def _short_items(quantities: dict[int, int], stocks: dict[int, Stock]) -> list[dict]:
+    short = []
+    for product_id, requested in sorted(quantities.items()):
+        stock = stocks.get(product_id)
+        available = stock.available if stock else 0
+        if requested > available:
+            short.append({"product": product_id, "requested": requested, "available": available})
+    return short
+
+
+def _release_expired_holds(*, product_ids, locked: dict[int, Stock], now: datetime) -> bool:
+    """Fail the pending orders whose expired holds keep these products short, so that no shopper is
+    refused stock that only expired holds keep, even while the beat sweeper is down.
+
+    The caller already holds stock locks, so nothing here waits: orders locked elsewhere (a capture
+    in flight) and other stock rows locked elsewhere are skipped, and left to the sweeper.
+    """
+    candidates = expired_order_ids_holding(product_ids=product_ids, now=now)
+    if not candidates:
+        return False
+    orders = orders_lock_expired(now=now, limit=len(candidates), ids=candidates)
+    if not orders:
+        return False
+    products_by_order: dict[int, set[int]] = {}
+    for order_id, product_id in ReservedStock.objects.filter(order__in=orders).values_list(
+        "order_id", "product_id"
+    ):
+        products_by_order.setdefault(order_id, set()).add(product_id)
+    missing = set().union(*products_by_order.values()) - set(locked)
+    blocked = missing - set(stock_lock_available(product_ids=missing))
+    releasable = [order for order in orders if not products_by_order.get(order.pk, set()) & blocked]
+    if not releasable:
+        return False
+    _orders_expire(releasable, now=now)
+    logger.info("placement released the expired holds of orders %s", [order.pk for order in releasable])
+    return True
+
+
+# --- Settling ------------------------------------------------------------------------------------
+
+
+def _payment_audit(payment: Payment, provider_response: dict | None) -> None:
+    if provider_response is not None:
+        payment.provider_responses = [*payment.provider_responses, provider_response]
+
+
+def _lock_for_update(order_id: int) -> Order:
+    try:
+        return order_lock(order_id=order_id)
+    except Order.DoesNotExist as error:
+        raise OrderNotFound() from error
+
+
+@transaction.atomic
+def order_complete(
+    *, order_id: int, capture_id: str = "", provider_response: dict | None = None
+) -> CompletionResult:
+    """The payment was captured: the order and its payment become SUCCESS and its held stock leaves
+    the shop for good. A repeated call is a no-op; on an order that already failed it says so, and
+    the caller refunds the capture."""
+    order = _lock_for_update(order_id)
+    payment = order.payment
+    if order.status == OrderStatus.SUCCESS:
+        return CompletionResult.ALREADY_COMPLETED
+    if order.status == OrderStatus.FAILED:
+        if capture_id:
+            payment.capture_id = capture_id
+        _payment_audit(payment, provider_response)
+        payment.save(update_fields=["capture_id", "provider_responses", "updated_at"])
+        return CompletionResult.ORDER_FAILED
+
+    stock_lock(product_ids=held_product_ids(order_ids=[order.pk]))
+    holds_consume(order_id=order.pk)
+    order.status = OrderStatus.SUCCESS
+    order.completed_at = timezone.now()
+    order.save(update_fields=["status", "completed_at", "updated_at"])
+    payment.status = PaymentStatus.SUCCESS
+    payment.capture_id = capture_id or payment.capture_id
+    _payment_audit(payment, provider_response)
+    payment.save(update_fields=["status", "capture_id", "provider_responses", "updated_at"])
+    outbox_record_order_outcome(order=order)
+    return CompletionResult.COMPLETED
+
+
+def _fail_locked(order: Order, *, reason: str, provider_response: dict | None = None) -> Order:
+    stock_lock(product_ids=held_product_ids(order_ids=[order.pk]))
+    holds_release(order_ids=[order.pk])
+    order.status = OrderStatus.FAILED
+    order.failure_reason = FailureReason(reason)
+    order.completed_at = timezone.now()
+    order.save(update_fields=["status", "failure_reason", "completed_at", "updated_at"])
+    payment = order.payment
+    if payment.status == PaymentStatus.PENDING:
+        payment.status = PaymentStatus.FAILED
+    _payment_audit(payment, provider_response)
+    payment.save(update_fields=["status", "provider_responses", "updated_at"])
+    outbox_record_order_outcome(order=order)
+    return order
+
+
+@transaction.atomic
+def order_fail(*, order_id: int, reason: str, provider_response: dict | None = None) -> Order:
+    """The order will not be paid: it becomes FAILED with ``reason`` and its stock returns.
+    A no-op on an order that is already final."""
+    FailureReason(reason)  # an unknown reason is a programming error: fail before touching anything
+    order = _lock_for_update(order_id)
+    if order.status != OrderStatus.PENDING:
+        if provider_response is not None:
+            _payment_audit(order.payment, provider_response)
+            order.payment.save(update_fields=["provider_responses", "updated_at"])
+        return order
+    return _fail_locked(order, reason=reason, provider_response=provider_response)
+
+
+@transaction.atomic
+def order_cancel(*, user, order_id: int) -> Order:
+    """The shopper cancels their own pending order (``cancelled_by_shopper``)."""
+    order = _lock_for_update(order_id)
+    if order.user_id != user.pk:
+        raise OrderNotFound()
+    if order.status != OrderStatus.PENDING:
+        raise OrderNotPending(status=order.status)
+    return _fail_locked(order, reason=FailureReason.CANCELLED_BY_SHOPPER)
+
+
+# --- Expiring ------------------------------------------------------------------------------------
+
+
+def _orders_expire(orders: list[Order], *, now: datetime) -> None:
+    """Fail these locked pending orders (``reservation_expired``), set-based.
+
+    The caller holds the locks of the orders and of the stock rows they hold.
+    """
+    ids = [order.pk for order in orders]
+    holds_release(order_ids=ids)
+    Order.objects.filter(pk__in=ids).update(
+        status=OrderStatus.FAILED,
+        failure_reason=FailureReason.RESERVATION_EXPIRED,
+        completed_at=now,
+        updated_at=now,
+    )
+    Payment.objects.filter(order_id__in=ids, status=PaymentStatus.PENDING).update(
+        status=PaymentStatus.FAILED, updated_at=now
+    )
+    for order in orders:
+        order.status = OrderStatus.FAILED
+        order.failure_reason = FailureReason.RESERVATION_EXPIRED
+        order.completed_at = now
+        outbox_record_order_outcome(order=order)
+
+
+@dataclass
+class ExpirySweep:
+    released: list[int] = field(default_factory=list)  # failed with reservation_expired, stock back
+    settled_with_provider: list[int] = field(default_factory=list)  # handed to PayPal reconciliation
+    batches: int = 0
+
+
+@transaction.atomic
+def _orders_expire_batch(*, now: datetime, limit: int, exclude: set[int]) -> tuple[list[Order], list[int]]:
+    orders = orders_lock_expired(now=now, limit=limit, exclude=exclude)
+    plain = [order for order in orders if not order.payment.provider_order_id]
+    if plain:
+        stock_lock(product_ids=held_product_ids(order_ids=[order.pk for order in plain]))
+        _orders_expire(plain, now=now)
+    return orders, [order.pk for order in orders if order.payment.provider_order_id]
+
+
+def orders_expire_overdue(*, now: datetime | None = None, batch_size: int | None = None) -> ExpirySweep:
+    """Release every expired hold: the work of the beat task and of ``release_expired_reservations``.
+
+    Orders are taken in batches with SKIP LOCKED, so a capture in flight (it holds its order's row)
+    is never waited on nor undone. An order with no PayPal order is failed set-based within its
+    batch; one with a PayPal order is first reconciled with PayPal, one by one, outside the batch's
+    transaction, because it may have been approved or paid meanwhile.
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.RESERVATION_SWEEP_BATCH_SIZE
+    sweep = ExpirySweep()
+    seen: set[int] = set()
+    while True:
+        orders, with_provider = _orders_expire_batch(now=now, limit=batch_size, exclude=seen)
+        if not orders:
+            break
+        sweep.batches += 1
+        seen.update(order.pk for order in orders)
+        sweep.released.extend(order.pk for order in orders if order.pk not in with_provider)
+        for order_id in with_provider:
+            from payments.services import payment_settle_expired
+
+            try:
+                payment_settle_expired(order_id=order_id)
+            except Exception:
+                # PayPal may be unreachable: the order stays pending and the next sweep asks again.
+                logger.exception("could not settle expired order %s with PayPal", order_id)
+            else:
+                sweep.settled_with_provider.append(order_id)
+        if len(orders) < batch_size:
+            break
+    if sweep.released or sweep.settled_with_provider:
+        logger.info(
+            "expiry sweep: released %d orders, reconciled %d with PayPal",
+            len(sweep.released),
+            len(sweep.settled_with_provider),
+        )
+    return sweep

@@ -1,0 +1,102 @@
+"""The order-placement pool: a fixed number of worker threads fed by a bounded queue.
+
+A request hands its placement to the pool and waits for the answer. When the queue is full the
+request is refused at once (``Busy``, HTTP 503) instead of piling up behind the database: the
+pool bounds how many placements compete for stock locks at a time. Each job runs in its own
+transaction (the service's); an exception rolls it back and travels to the waiting request. Worker
+threads close their database connections after every job, so none is leaked.
+"""
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.conf import settings
+from django.db import connections
+
+from orders.errors import Busy, OrderError, PlacementFailed
+from shop.errors import ShopError
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class WorkerPool:
+    def __init__(self, *, workers: int, queue_size: int, name: str = "order-worker"):
+        if workers < 1 or queue_size < 1:
+            raise ValueError("a pool needs at least one worker and a queue of at least one")
+        self.workers = workers
+        self.queue_size = queue_size
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True)
+            for index in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        """Queue ``fn(*args, **kwargs)``; raises ``Busy`` at once when the queue is full."""
+        future: Future = Future()
+        try:
+            self._queue.put_nowait((future, fn, args, kwargs))
+        except queue.Full:
+            raise Busy() from None
+        return future
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        for _ in self._threads:
+            self._queue.put((None, _STOP, (), {}))
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._queue.get()
+            if fn is _STOP:
+                return
+            try:
+                if future.set_running_or_notify_cancel():
+                    future.set_result(fn(*args, **kwargs))
+            except BaseException as error:
+                future.set_exception(error)
+            finally:
+                connections.close_all()
+                self._queue.task_done()
+
+
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> WorkerPool:
+    """This process's pool, built on first use from ORDER_WORKERS and ORDER_QUEUE_SIZE."""
+    global _pool
+    with _pool_lock:
+        wanted = (settings.ORDER_WORKERS, settings.ORDER_QUEUE_SIZE)
+        if _pool is None or (_pool.workers, _pool.queue_size) != wanted:
+            if _pool is not None:
+                _pool.shutdown()
+            _pool = WorkerPool(workers=wanted[0], queue_size=wanted[1])
+        return _pool
+
+
+def run_in_pool(fn, /, *args, **kwargs):
+    """Run ``fn`` on the pool and return its result; domain errors pass through unchanged, any other
+    error becomes ``PlacementFailed`` (its transaction was rolled back)."""
+    future = get_pool().submit(fn, *args, **kwargs)
+    try:
+        return future.result(timeout=settings.ORDER_PLACEMENT_TIMEOUT_SECONDS)
+    except FutureTimeout:
+        # Still queued or still running: its own transaction decides; the caller may retry with
+        # the same Idempotency-Key and will get that order if it was placed.
+        future.cancel()
+        raise Busy() from None
+    except (ShopError, OrderError):
+        raise
+    except Exception as error:
+        logger.exception("order placement failed in a worker")
+        raise PlacementFailed() from error
