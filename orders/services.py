@@ -352,7 +352,7 @@ def _orders_expire_batch(*, now: datetime, limit: int, exclude: set[int]) -> tup
     return orders, [order.pk for order in orders if order.payment.provider_order_id]
 
 
-def orders_expire_overdue(*, now: datetime | None = None, batch_size: int | None = None) -> ExpirySweep:
+def order_expire_overdue(*, now: datetime | None = None, batch_size: int | None = None) -> ExpirySweep:
     """Release every expired hold: the work of the beat task and of ``release_expired_reservations``.
 
     Orders are taken in batches with SKIP LOCKED, so a capture in flight (it holds its order's row)
