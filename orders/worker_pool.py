@@ -4,7 +4,8 @@ A request hands its placement to the pool and waits for the answer. When the que
 request is refused at once (``Busy``, HTTP 503) instead of piling up behind the database: the
 pool bounds how many placements compete for stock locks at a time. Each job runs in its own
 transaction (the service's); an exception rolls it back and travels to the waiting request. Worker
-threads close their database connections after every job, so none is leaked.
+threads treat their database connection as Django treats a request's: closed after a job unless
+CONN_MAX_AGE keeps it, closed after an error, and closed when the pool shuts down.
 """
 
 import logging
@@ -14,7 +15,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 
 from orders.errors import Busy, OrderError, PlacementFailed
 from shop.errors import ShopError
@@ -54,18 +55,28 @@ class WorkerPool:
             thread.join(timeout)
 
     def _work(self) -> None:
-        while True:
-            future, fn, args, kwargs = self._queue.get()
-            if fn is _STOP:
-                return
-            try:
-                if future.set_running_or_notify_cancel():
-                    future.set_result(fn(*args, **kwargs))
-            except BaseException as error:
-                future.set_exception(error)
-            finally:
-                connections.close_all()
-                self._queue.task_done()
+        try:
+            while True:
+                future, fn, args, kwargs = self._queue.get()
+                if fn is _STOP:
+                    return
+                try:
+                    # As Django does around a request: a connection that is broken or past
+                    # CONN_MAX_AGE is closed, before and after the job. With CONN_MAX_AGE > 0
+                    # (production) each worker keeps one connection, so the pool holds at most
+                    # ORDER_WORKERS of them; with 0 it closes after every job.
+                    close_old_connections()
+                    if future.set_running_or_notify_cancel():
+                        future.set_result(fn(*args, **kwargs))
+                except BaseException as error:
+                    future.set_exception(error)
+                    # The connection may be in any state after an error: the next job starts afresh.
+                    connections.close_all()
+                finally:
+                    close_old_connections()
+                    self._queue.task_done()
+        finally:
+            connections.close_all()
 
 
 _pool: WorkerPool | None = None
