@@ -1,0 +1,123 @@
+"""The shopper's order pages: list, detail with live status, and cancelling a pending order.
+
+Only the shopper's own orders are reachable; anyone else's answers 404, exactly like a missing one.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from orders.errors import OrderNotFound
+from orders.models import FailureReason, Order, OrderStatus
+from orders.selectors import order_get_for_user, order_list_for_user
+from orders.services import order_cancel as cancel_order
+from shop.errors import ShopError
+
+# How often a pending order's page refreshes itself (the no-JavaScript fallback, and the JS poll).
+REFRESH_SECONDS = 5
+
+
+def _own_order(user, pk) -> Order:
+    """One of the user's own orders; anybody else's is a 404, exactly like a missing one."""
+    try:
+        return order_get_for_user(user=user, order_id=pk)
+    except OrderNotFound as error:
+        raise Http404(error.message) from error
+
+
+def _seconds_left(order: Order) -> int:
+    if order.status != OrderStatus.PENDING:
+        return 0
+    return max(0, int((order.reserved_until - timezone.now()).total_seconds()))
+
+
+def _next_step(order: Order) -> str:
+    """What the shopper can do now, in one sentence."""
+    payment = getattr(order, "payment", None)
+    if order.status == OrderStatus.PENDING:
+        return _(
+            "Your items are held for you. Complete the payment at PayPal before the time runs out, "
+            "or cancel the order."
+        )
+    if order.status == OrderStatus.SUCCESS:
+        return _("Thank you! Your payment was received and we are preparing your order.")
+    if payment is not None and payment.status == "REFUNDED":
+        return _("The payment was refunded to your PayPal account. You can place a new order at any time.")
+    return {
+        FailureReason.PAYMENT_DECLINED: _(
+            "Nothing was charged. Try again with another payment method in PayPal."
+        ),
+        FailureReason.PAYMENT_CANCELLED: _(
+            "Nothing was charged and the items went back on sale. You can order them again."
+        ),
+        FailureReason.RESERVATION_EXPIRED: _(
+            "The payment was not completed in time, so nothing was charged and the items went back "
+            "on sale. You can order them again."
+        ),
+        FailureReason.GATEWAY_ERROR: _("Nothing was charged. Please try again in a few minutes."),
+        FailureReason.CANCELLED_BY_SHOPPER: _("Nothing was charged and the items went back on sale."),
+    }.get(order.failure_reason, _("Nothing was charged. You can place a new order at any time."))
+
+
+@login_required
+def order_list(request):
+    orders = order_list_for_user(user=request.user)
+    return render(request, "orders/order_list.html", {"orders": orders})
+
+
+@never_cache
+@login_required
+def order_detail(request, pk):
+    order = _own_order(request.user, pk)
+    payment = getattr(order, "payment", None)
+    context = {
+        "order": order,
+        "lines": list(order.lines.all()),
+        "payment": payment,
+        "seconds_left": _seconds_left(order),
+        "time_left": "{}:{:02d}".format(*divmod(_seconds_left(order), 60)),
+        "next_step": _next_step(order),
+        "refresh_seconds": REFRESH_SECONDS,
+        "is_pending": order.status == OrderStatus.PENDING,
+    }
+    return render(request, "orders/order_detail.html", context)
+
+
+@never_cache
+@login_required
+@require_GET
+def order_status(request, pk):
+    """The live status of one order, for the order page's polling script."""
+    order = _own_order(request.user, pk)
+    return JsonResponse(
+        {
+            "id": order.pk,
+            "status": order.status,
+            "status_display": order.get_status_display(),
+            "failure_reason": order.failure_reason or None,
+            "is_final": order.is_final,
+            "reserved_until": order.reserved_until.isoformat(),
+            "seconds_left": _seconds_left(order),
+        }
+    )
+
+
+@login_required
+@require_POST
+def order_cancel(request, pk):
+    order = _own_order(request.user, pk)
+    try:
+        cancel_order(user=request.user, order_id=order.pk)
+    except ShopError as error:
+        if error.code == "order_not_pending":
+            messages.info(request, _("This order is no longer pending, so it cannot be cancelled."))
+        else:
+            messages.error(request, _("The order could not be cancelled. Please try again."))
+    else:
+        messages.success(request, _("Your order was cancelled. Nothing was charged."))
+    return redirect(order.get_absolute_url())
