@@ -202,14 +202,14 @@ class OrderAdmin(admin.ModelAdmin):
         from orders.services import order_fail
 
         done, skipped, failures = 0, 0, []
-        for order in queryset.only("id", "status"):
-            if order.status != OrderStatus.PENDING:
+        for order_id, status in queryset.values_list("id", "status"):
+            if status != OrderStatus.PENDING:
                 skipped += 1
                 continue
             try:
-                order = order_fail(order_id=order.pk, reason=FailureReason.CANCELLED_BY_SHOPPER)
+                order = order_fail(order_id=order_id, reason=FailureReason.CANCELLED_BY_SHOPPER)
             except ShopError as error:
-                failures.append((order.pk, error.message))
+                failures.append((order_id, error.message))
                 continue
             if order.status == OrderStatus.FAILED:
                 done += 1
@@ -273,14 +273,14 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, _("Resending emails is not available yet."), messages.ERROR)
             return
         done, skipped, failures = 0, 0, []
-        for order in queryset.only("id", "status"):
-            if order.status == OrderStatus.PENDING:
+        for order_id, status in queryset.values_list("id", "status"):
+            if status == OrderStatus.PENDING:
                 skipped += 1  # no outcome yet, so no email to send
                 continue
             try:
-                resend(order_id=order.pk)
+                resend(order_id=order_id)
             except ShopError as error:
-                failures.append((order.pk, error.message))
+                failures.append((order_id, error.message))
             else:
                 done += 1
         self._report(

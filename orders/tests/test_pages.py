@@ -167,3 +167,16 @@ def test_messages_from_the_paypal_landing_are_shown(shopper, order):
     page = shopper.get(f"/orders/{order.pk}/").content.decode()
     assert '<ul class="messages" role="status" aria-live="polite">' in page
     assert '<li class="info">That product was not in your cart.</li>' in page
+
+
+def test_order_pages_in_vietnamese(shopper, order):
+    shopper.cookies["django_language"] = "vi"
+    page = shopper.get("/orders/").content.decode()
+    assert "Đơn hàng của tôi" in page and f"Đơn hàng #{order.pk}" in page and "Chờ thanh toán" in page
+    assert "28,00 USD" in page
+    page = shopper.get(f"/orders/{order.pk}/").content.decode()
+    assert "Thời gian còn lại" in page and "Hủy đơn hàng" in page and "Tổng cộng" in page
+    assert "Hàng đang được giữ cho bạn." in page
+    order_fail(order_id=order.pk, reason="payment_declined")
+    page = shopper.get(f"/orders/{order.pk}/").content.decode()
+    assert "Không thành công" in page and "Thanh toán bị từ chối." in page

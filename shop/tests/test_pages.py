@@ -271,3 +271,42 @@ def test_500_template_renders_without_a_request():
 
     page = render_to_string("500.html")
     assert "Something went wrong" in page and "shop.css" in page
+
+
+# --- Vietnamese ----------------------------------------------------------------------------------
+
+
+def test_switch_to_vietnamese_and_back(client):
+    mug = ProductFactory(name="Blue mug", price="1234.50", on_hand=4)
+    response = client.post("/i18n/setlang/", {"language": "vi", "next": "/"}, follow=True)
+    assert response.redirect_chain == [("/", 302)]
+    page = response.content.decode()
+    assert '<html lang="vi">' in page
+    assert "Danh mục" in page and "Giỏ hàng" in page and "Thêm vào giỏ" in page and "Đăng nhập" in page
+    assert "Còn 4 sản phẩm" in page and "Sắp hết hàng" in page
+    assert "1234,50 USD" in page  # the Vietnamese decimal comma (Django's vi format has no grouping)
+    page = client.get(mug.get_absolute_url()).content.decode()
+    assert "Số lượng" in page and "Mã SKU" in page
+    page = client.post("/i18n/setlang/", {"language": "en", "next": "/"}, follow=True).content.decode()
+    assert "Catalog" in page and "1,234.50 USD" in page and "Danh mục" not in page
+
+
+def test_vietnamese_cart_messages_and_errors(client):
+    client.cookies["django_language"] = "vi"
+    mug = ProductFactory(name="Blue mug", on_hand=3)
+    page = client.post("/cart/add/", {"product": mug.pk, "quantity": "0"}).content.decode()
+    assert "Hãy nhập một số nguyên từ 1 trở lên." in page
+    page = client.post("/cart/add/", {"product": mug.pk, "quantity": "5"}).content.decode()
+    assert "Chỉ còn 3 sản phẩm Blue mug." in page
+    page = client.post("/cart/add/", {"product": mug.pk, "quantity": "2"}, follow=True).content.decode()
+    assert "Đã thêm 2 × Blue mug vào giỏ hàng." in page and "Giỏ hàng của bạn" in page
+
+
+def test_vietnamese_error_pages(client):
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    client.cookies["django_language"] = "vi"
+    assert "Không tìm thấy trang" in client.get("/no-such-page/").content.decode()
+    with translation.override("vi"):
+        assert "Đã xảy ra lỗi" in render_to_string("500.html")
