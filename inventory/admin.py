@@ -47,7 +47,12 @@ class ProductAdmin(admin.ModelAdmin):
     def reserved(self, obj):
         return obj.stock.reserved
 
-    @admin.display(description=_("available"))
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).annotate(available_units=F("stock__on_hand") - F("stock__reserved"))
+        )
+
+    @admin.display(description=_("available"), ordering="available_units")
     def available(self, obj):
         return obj.stock.available
 

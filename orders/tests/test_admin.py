@@ -164,3 +164,18 @@ def test_admin_in_vietnamese(staff_client, orders):
     assert "Chờ thanh toán" in page and "Đã thanh toán" in page
     assert "Hủy các đơn đang chờ đã chọn (trả hàng về kho)" in page
     assert "Hoàn tiền cho các đơn hàng đã chọn" in page
+
+
+def test_product_admin_shows_stock_and_filters_low_stock(staff_client):
+    plenty = ProductFactory(name="Plenty", on_hand=50)
+    low = ProductFactory(name="Almost gone", on_hand=6)
+    Stock.objects.filter(pk=low.pk).update(reserved=3)
+    gone = ProductFactory(name="Gone", on_hand=0)
+    response = staff_client.get("/admin/inventory/product/", {"o": "8"})  # ordered by available
+    assert response.status_code == 200
+    assert [p.name for p in response.context["cl"].result_list] == ["Gone", "Almost gone", "Plenty"]
+    low_only = staff_client.get("/admin/inventory/product/", {"stock_level": "low"}).context["cl"].result_list
+    assert {p.pk for p in low_only} == {low.pk, gone.pk}
+    out_only = staff_client.get("/admin/inventory/product/", {"stock_level": "out"}).context["cl"].result_list
+    assert {p.pk for p in out_only} == {gone.pk}
+    assert plenty.pk not in {p.pk for p in low_only}
