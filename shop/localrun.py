@@ -50,6 +50,8 @@ class ProcessSpec:
     command: str
     # The 127.0.0.1 port the process listens on; checked before anything starts.
     port: int | None = None
+    # The variable that moves that port elsewhere, named when the port is taken.
+    port_variable: str | None = None
     # A management command the process needs; a checkout that lacks it runs without this process.
     management_command: str | None = None
 
@@ -113,7 +115,14 @@ def build_plan(
 
     site = urlsplit(env.get("SITE_URL") or "http://127.0.0.1:8000")
     web_port = site.port or 8000
-    add(ProcessSpec("web", f"{manage} runserver 127.0.0.1:{web_port} --noreload", port=web_port))
+    add(
+        ProcessSpec(
+            "web",
+            f"{manage} runserver 127.0.0.1:{web_port} --noreload",
+            port=web_port,
+            port_variable="SITE_URL",
+        )
+    )
     plan.urls["shop"] = f"http://127.0.0.1:{web_port}/"
     plan.urls["admin"] = f"http://127.0.0.1:{web_port}/admin/"
 
@@ -167,6 +176,7 @@ def build_plan(
                 "paypal",
                 f"{manage} run_paypal_simulator",
                 port=simulator_port,
+                port_variable="PAYPAL_SIMULATOR_PORT",
                 management_command="run_paypal_simulator",
             )
         )
@@ -183,6 +193,7 @@ def build_plan(
                 "mail",
                 f"{py} -m shop.mailsink --host 127.0.0.1 --port {mail_port} --dir {shlex.quote(mail_dir)}",
                 port=mail_port,
+                port_variable="EMAIL_URL",
             )
         )
         plan.urls["mail"] = f"{MAIL_DIR}/ (one .eml file per message; SMTP on 127.0.0.1:{mail_port})"
@@ -195,11 +206,14 @@ def build_plan(
 
 def taken_ports(processes: Iterable[ProcessSpec], in_use: Callable[[int], bool] = port_in_use) -> list[str]:
     """One message per process whose port is already taken on 127.0.0.1."""
-    return [
-        f"port {process.port} on 127.0.0.1 is already in use, and '{process.name}' needs it"
-        for process in processes
-        if process.port is not None and in_use(process.port)
-    ]
+    messages = []
+    for process in processes:
+        if process.port is not None and in_use(process.port):
+            message = f"port {process.port} on 127.0.0.1 is already in use, and '{process.name}' needs it"
+            if process.port_variable:
+                message += f" (another port: set {process.port_variable})"
+            messages.append(message)
+    return messages
 
 
 def drop_missing_commands(
@@ -224,7 +238,7 @@ def prepare(env: Mapping[str, str]) -> set[str]:
     MAIL_DIR.mkdir(exist_ok=True)
     if (env.get("CELERY_BROKER_URL") or "filesystem://").startswith("filesystem"):
         # kombu's filesystem transport fails on missing folders instead of creating them.
-        for folder in ("queue", "processed"):
+        for folder in ("queue", "processed", "control"):
             (VAR_DIR / "celery" / folder).mkdir(parents=True, exist_ok=True)
 
     os.environ["DJANGO_SETTINGS_MODULE"] = env["DJANGO_SETTINGS_MODULE"]

@@ -106,11 +106,13 @@ def test_the_port_check_names_the_taken_port_and_its_process():
         taken = holder.getsockname()[1]
         free = localrun.free_port()
         processes = [
-            ProcessSpec("web", "x", port=taken),
+            ProcessSpec("web", "x", port=taken, port_variable="SITE_URL"),
             ProcessSpec("mail", "y", port=free),
             ProcessSpec("beat", "z"),
         ]
-        assert taken_ports(processes) == [f"port {taken} on 127.0.0.1 is already in use, and 'web' needs it"]
+        assert taken_ports(processes) == [
+            f"port {taken} on 127.0.0.1 is already in use, and 'web' needs it (another port: set SITE_URL)"
+        ]
 
 
 def test_processes_whose_command_is_missing_are_left_out_with_a_warning():
@@ -216,4 +218,6 @@ def test_the_runner_refuses_to_start_when_a_port_is_taken(monkeypatch, capsys):
         )
     assert code == 1
     err = capsys.readouterr().err
-    assert f"port {port} on 127.0.0.1 is already in use, and 'web' needs it" in err
+    assert (
+        f"port {port} on 127.0.0.1 is already in use, and 'web' needs it (another port: set SITE_URL)" in err
+    )
