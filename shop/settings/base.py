@@ -182,6 +182,14 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Shop <orders@shop.local>")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=5)
+# Outcome emails (notifications): how long the Kafka producer may block on an unreachable broker, the
+# backoff of the email consumer between tries of one message, and whether a commit that recorded an
+# outcome wakes the outbox relay at once (otherwise only the beat sweep publishes).
+KAFKA_PRODUCER_TIMEOUT_MS = env.int("KAFKA_PRODUCER_TIMEOUT_MS", default=5000)
+OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
+OUTBOX_PUBLISH_BATCH_SIZE = env.int("OUTBOX_PUBLISH_BATCH_SIZE", default=100)
+EMAIL_RETRY_BACKOFF_SECONDS = env.float("EMAIL_RETRY_BACKOFF_SECONDS", default=1.0)
+EMAIL_RETRY_BACKOFF_MAX_SECONDS = env.float("EMAIL_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
 
 # --- Celery ------------------------------------------------------------------------------------
 # The default is kombu's filesystem transport: no Redis needed to run the shop locally.

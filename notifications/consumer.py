@@ -1,0 +1,241 @@
+"""The email consumer loop behind ``manage.py run_email_consumer``.
+
+At-least-once: a message's offset is committed (offset + 1) only after it was handled: emailed,
+found already emailed (de-duplicated by event id in ``EmailDelivery``), or dead-lettered. A message
+that cannot be handled yet (mail server down, a refusal with tries left, the database away) is
+not skipped: its partition is rewound to it and left alone for a backoff, while the other partitions
+go on, and it is tried again. The consumer keeps polling meanwhile, so it stays in its group however
+long the backoff lasts. (Not with ``KafkaConsumer.pause()``: in kafka-python 3.0.12 a partition
+paused with fetched records buffered is never fetched again after ``resume()``.)
+
+Poison messages (not JSON, not an outcome event, an unknown type or order) and emails the server
+refused for good go to ``KAFKA_EMAIL_DLQ_TOPIC`` with their error, and the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from notifications import kafka_client
+from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
+from notifications.events import order_outcome_parse
+from notifications.services import email_send_order_outcome
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0  # committed: sent + duplicates + skipped + dead_lettered
+    sent: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+
+
+class _TryLater(Exception):
+    def __init__(self, error: BaseException, event_id: str | None):
+        self.error = error
+        self.event_id = event_id
+        super().__init__(str(error))
+
+
+class EmailConsumer:
+    def __init__(
+        self,
+        *,
+        group_id: str | None = None,
+        max_messages: int | None = None,
+        idle_timeout: float | None = None,
+        stop_event: threading.Event | None = None,
+        poll_timeout_ms: int = 200,
+        client_id: str = "shop-email-sender",
+    ):
+        self.group_id = group_id or settings.KAFKA_EMAIL_CONSUMER_GROUP
+        self.max_messages = max_messages
+        self.idle_timeout = idle_timeout
+        self.stop_event = stop_event or threading.Event()
+        self.poll_timeout_ms = poll_timeout_ms
+        self.client_id = client_id
+        self.stats = ConsumerStats()
+        self.assignment: frozenset = frozenset()  # the partitions this member holds now
+        self._retry_at: dict = {}  # partition in backoff -> monotonic time to try its message again
+        self._failures: dict = {}  # partition -> failed tries of its current message (for the backoff)
+
+    def stop(self) -> None:
+        """Finish the current message, commit it, and leave (safe from signal handlers and threads)."""
+        self.stop_event.set()
+
+    def run(self) -> ConsumerStats:
+        kafka_client.topics_ensure()
+        consumer = kafka_client.consumer_create(
+            group_id=self.group_id, topics=[settings.KAFKA_EMAIL_TOPIC], client_id=self.client_id
+        )
+        logger.info(
+            "email consumer started: topic=%s group=%s dlq=%s",
+            settings.KAFKA_EMAIL_TOPIC,
+            self.group_id,
+            settings.KAFKA_EMAIL_DLQ_TOPIC,
+        )
+        last_activity = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                if self._track_assignment(consumer) or not kafka_client.consumer_is_stable(consumer):
+                    last_activity = time.monotonic()  # joining or rebalancing is not being idle
+                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
+                handled = False
+                for partition, batch in records.items():
+                    for record in batch:
+                        last_activity = time.monotonic()
+                        if self._backing_off(consumer, partition, record):
+                            continue
+                        handled = True
+                        self._handle(consumer, partition, record)
+                if records and not handled:
+                    # Only partitions in backoff had data: wait a little rather than fetch it in a loop.
+                    self.stop_event.wait(self._until_next_retry())
+                if self.max_messages is not None and self.stats.handled >= self.max_messages:
+                    break
+                idle_for = time.monotonic() - last_activity
+                if self.idle_timeout is not None and not self._retry_at and idle_for >= self.idle_timeout:
+                    logger.info("email consumer idle for %.1f s: stopping", idle_for)
+                    break
+        finally:
+            consumer.close(autocommit=False)
+        logger.info("email consumer stopped: %s", self.stats)
+        return self.stats
+
+    # --- partitions ------------------------------------------------------------------------------
+
+    def _track_assignment(self, consumer) -> bool:
+        assignment = frozenset(consumer.assignment())
+        if assignment == self.assignment:
+            return False
+        logger.info("email consumer partitions: %s", sorted(tp.partition for tp in assignment))
+        self.assignment = assignment
+        for partition in list(self._retry_at):
+            if partition not in assignment:  # its new owner starts again from the committed offset
+                self._retry_at.pop(partition, None)
+                self._failures.pop(partition, None)
+        return True
+
+    def _backing_off(self, consumer, partition, record) -> bool:
+        """True when ``partition`` waits for its backoff: its record goes back, to be fetched again."""
+        due = self._retry_at.get(partition)
+        if due is None:
+            return False
+        if time.monotonic() >= due:
+            del self._retry_at[partition]
+            return False
+        try:
+            consumer.seek(partition, record.offset)
+        except ValueError:
+            self._retry_at.pop(partition, None)  # revoked meanwhile
+        return True
+
+    def _until_next_retry(self, cap: float = 0.2) -> float:
+        if not self._retry_at:
+            return 0
+        return max(0.0, min(cap, min(self._retry_at.values()) - time.monotonic()))
+
+    def _backoff(self, partition) -> float:
+        failures = self._failures.get(partition, 1)
+        base, cap = settings.EMAIL_RETRY_BACKOFF_SECONDS, settings.EMAIL_RETRY_BACKOFF_MAX_SECONDS
+        return min(base * 2 ** min(failures - 1, 30), cap)
+
+    # --- one message -----------------------------------------------------------------------------
+
+    def _handle(self, consumer, partition, record) -> None:
+        started = time.monotonic()
+        if not connection.in_atomic_block:
+            close_old_connections()  # a long-running process: drop a connection the database closed
+        try:
+            outcome, event_id, error = self._process(record)
+        except _TryLater as retry:
+            self._failures[partition] = self._failures.get(partition, 0) + 1
+            delay = self._backoff(partition)
+            self.stats.retries += 1
+            try:
+                consumer.seek(partition, record.offset)
+                self._retry_at[partition] = time.monotonic() + delay
+            except ValueError:
+                pass  # revoked meanwhile: the new owner reads it from the committed offset
+            self._log(record, "retry", retry.event_id, retry.error, started, extra=f" retry_in={delay:.1f}s")
+            return
+        try:
+            consumer.commit({partition: kafka_client.OffsetAndMetadata(record.offset + 1, "", -1)})
+        except kafka_client.KafkaError as commit_error:
+            # Handled but not committed (e.g. a rebalance): it comes back and is found delivered.
+            logger.warning("commit of %s offset %d failed: %s", partition, record.offset, commit_error)
+        self._failures.pop(partition, None)
+        self.stats.handled += 1
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        self._log(record, outcome, event_id, error, started)
+
+    def _process(self, record) -> tuple[str, str | None, BaseException | None]:
+        """Return (outcome, event id, error); raise ``_TryLater`` when the message must wait."""
+        event_id = None
+        try:
+            event = order_outcome_parse(record.value)
+            event_id = str(event.event_id)
+            result = email_send_order_outcome(event=event)
+            outcome = {"sent": "sent", "duplicate": "duplicates", "skipped": "skipped"}[result.value]
+            return outcome, event_id, None
+        except (PoisonMessage, EmailUndeliverable) as error:
+            dead = error
+        except EmailNotSent as error:
+            raise _TryLater(error, event_id) from error
+        except Exception as error:
+            # The database, a bug in a template...: nothing wrong with the message itself.
+            logger.exception("email message %s/%d could not be handled", record.topic, record.offset)
+            raise _TryLater(error, event_id) from error
+        try:
+            self._dead_letter(record, dead)
+        except Exception as error:
+            logger.warning("dead-lettering %s/%d failed: %s", record.topic, record.offset, error)
+            raise _TryLater(error, event_id) from error
+        return "dead_lettered", event_id or dead.data.get("event_id"), dead
+
+    def _dead_letter(self, record, error: NotificationError) -> None:
+        value = record.value.decode("utf-8", errors="replace") if record.value is not None else None
+        key = record.key.decode("utf-8", errors="replace") if record.key is not None else ""
+        body = {
+            "error": {"code": error.code, "message": error.message},
+            "source": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": key,
+                "consumer_group": self.group_id,
+            },
+            "failed_at": timezone.now().isoformat(),
+            "value": value,
+        }
+        (failure,) = kafka_client.publish(
+            topic=settings.KAFKA_EMAIL_DLQ_TOPIC,
+            messages=[(key, json.dumps(body, ensure_ascii=False).encode())],
+        )
+        if failure is not None:
+            raise failure  # not dead-lettered: the message is tried again, nothing is lost
+
+    def _log(self, record, outcome, event_id, error, started, extra="") -> None:
+        logger.info(
+            "email message partition=%d offset=%d key=%s event=%s outcome=%s%s took=%.3fs%s",
+            record.partition,
+            record.offset,
+            record.key.decode("utf-8", errors="replace") if record.key is not None else "-",
+            event_id or "-",
+            outcome,
+            f" error={getattr(error, 'code', type(error).__name__)}: {error}" if error else "",
+            time.monotonic() - started,
+            extra,
+        )

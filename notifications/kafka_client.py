@@ -1,0 +1,169 @@
+"""The one place that talks to Kafka (kafka-python): the producer, the consumer, the topics.
+
+Messages are bytes in and out: the JSON shape belongs to ``notifications.events``. Every timeout
+comes from settings, so that an unreachable broker costs a bounded wait, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from django.conf import settings
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import MemberState, OffsetAndMetadata
+
+from notifications.kafka_broker import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "KafkaError",
+    "MemberState",
+    "OffsetAndMetadata",
+    "TopicPartition",
+    "consumer_create",
+    "consumer_is_stable",
+    "is_configured",
+    "producer_discard",
+    "producer_get",
+    "publish",
+    "topics_ensure",
+]
+
+_producer_lock = threading.Lock()
+_producer: KafkaProducer | None = None
+_producer_owner: tuple[int, str] | None = None  # (pid, bootstrap servers) the producer was made for
+
+
+def is_configured() -> bool:
+    return bool(settings.KAFKA_BOOTSTRAP_SERVERS)
+
+
+def _bootstrap_servers() -> list[str]:
+    return [server.strip() for server in settings.KAFKA_BOOTSTRAP_SERVERS.split(",") if server.strip()]
+
+
+def _producer_create() -> KafkaProducer:
+    timeout_ms = settings.KAFKA_PRODUCER_TIMEOUT_MS
+    return KafkaProducer(
+        bootstrap_servers=_bootstrap_servers(),
+        client_id="shop-outbox",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        # An unreachable broker fails these calls after timeout_ms instead of kafka-python's
+        # 30 s to 120 s defaults; the outbox keeps the rows and the next run tries again.
+        bootstrap_timeout_ms=timeout_ms,
+        max_block_ms=timeout_ms,
+        request_timeout_ms=timeout_ms,
+        delivery_timeout_ms=2 * timeout_ms,
+    )
+
+
+def producer_get() -> KafkaProducer:
+    """The producer of this process (thread-safe; made again after a fork or a settings change).
+
+    Raises ``KafkaError`` (e.g. ``NoBrokersAvailable``) when the broker cannot be reached.
+    """
+    global _producer, _producer_owner
+    owner = (os.getpid(), settings.KAFKA_BOOTSTRAP_SERVERS)
+    with _producer_lock:
+        if _producer is not None and _producer_owner != owner:
+            stale, _producer = _producer, None
+            if _producer_owner[0] == owner[0]:  # a forked child must not touch its parent's sockets
+                _close_quietly(stale)
+        if _producer is None:
+            _producer = _producer_create()
+            _producer_owner = owner
+        return _producer
+
+
+def producer_discard() -> None:
+    """Drop the producer after an error: the next call starts afresh (new connections, new producer id,
+    which matters when the broker lost its state, as the bundled in-memory one does on restart)."""
+    global _producer
+    with _producer_lock:
+        stale, _producer = _producer, None
+    if stale is not None:
+        _close_quietly(stale)
+
+
+def _close_quietly(producer: KafkaProducer) -> None:
+    try:
+        producer.close(timeout=1)
+    except Exception:  # closing a broken producer may fail in many ways
+        logger.debug("closing a Kafka producer failed", exc_info=True)
+
+
+def _flush_timeout() -> float:
+    return 2 * settings.KAFKA_PRODUCER_TIMEOUT_MS / 1000 + 1
+
+
+def publish(*, topic: str, messages: list[tuple[str, bytes]]) -> list[Exception | None]:
+    """Send ``(key, value)`` messages and wait until the broker acknowledged them.
+
+    Returns one entry per message: ``None`` when acknowledged, else the error. The sending stops at
+    the first message that cannot even be handed to the producer (the broker is likely gone); the
+    ones after it are reported with that same error. On any error the producer is discarded.
+    """
+    producer = producer_get()
+    futures, results = [], [None] * len(messages)
+    failure: Exception | None = None
+    for index, (key, value) in enumerate(messages):
+        try:
+            futures.append((index, producer.send(topic, key=key.encode(), value=value)))
+        except KafkaError as error:
+            failure = error
+            for rest in range(index, len(messages)):
+                results[rest] = error
+            break
+    try:
+        producer.flush(timeout=_flush_timeout())
+    except KafkaError as error:
+        failure = failure or error
+    for index, future in futures:
+        try:
+            future.get(timeout=0)
+        except Exception as error:  # a record's error is reported, not raised
+            results[index] = error
+            failure = failure or error
+    if failure is not None:
+        producer_discard()
+    return results
+
+
+def consumer_create(
+    *, group_id: str, topics: list[str], client_id: str = "shop-email-sender"
+) -> KafkaConsumer:
+    """A consumer in ``group_id`` that commits only by hand and starts a new group at the beginning."""
+    session_timeout_ms = settings.KAFKA_SESSION_TIMEOUT_MS
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=_bootstrap_servers(),
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_timeout_ms,
+        # Must stay well below the session timeout, or the broker drops a healthy member.
+        heartbeat_interval_ms=max(100, session_timeout_ms // 3),
+        max_poll_interval_ms=max(settings.KAFKA_MAX_POLL_INTERVAL_MS, session_timeout_ms),
+        bootstrap_timeout_ms=max(settings.KAFKA_PRODUCER_TIMEOUT_MS, 10000),
+    )
+
+
+def consumer_is_stable(consumer: KafkaConsumer) -> bool:
+    """Whether the consumer is a settled member of its group (not joining, not rebalancing)."""
+    return consumer.group_metadata().state == MemberState.STABLE
+
+
+def topics_ensure(*, timeout: float = 30.0) -> None:
+    """Create the email topic and its dead-letter topic when missing (Tansu does not create them)."""
+    ensure_topics(
+        settings.KAFKA_BOOTSTRAP_SERVERS,
+        [settings.KAFKA_EMAIL_TOPIC, settings.KAFKA_EMAIL_DLQ_TOPIC],
+        timeout=timeout,
+    )
