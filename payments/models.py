@@ -43,3 +43,36 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"Payment {self.transaction_id} ({self.status})"
+
+
+class WebhookEvent(models.Model):
+    """One PayPal webhook event, kept once per PayPal event id.
+
+    PayPal delivers each event at least once (and again when we answer anything but 2xx): the
+    unique ``event_id`` is how a repeated delivery is recognised. ``processed_at`` is set only once
+    the event was acted on, so a delivery that failed half-way is processed again on PayPal's retry.
+    """
+
+    event_id = models.CharField(_("event id"), max_length=255, unique=True)
+    event_type = models.CharField(_("event type"), max_length=64, db_index=True)
+    resource_id = models.CharField(_("resource id"), max_length=64, blank=True)
+    payment = models.ForeignKey(
+        Payment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="webhook_events",
+        verbose_name=_("payment"),
+    )
+    payload = models.JSONField(_("payload"))
+    outcome = models.CharField(_("outcome"), max_length=16, blank=True)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = _("PayPal webhook event")
+        verbose_name_plural = _("PayPal webhook events")
+
+    def __str__(self):
+        return f"{self.event_type} {self.event_id}"

@@ -167,6 +167,9 @@ PAYPAL_WEBHOOK_ID = env(
     "PAYPAL_WEBHOOK_ID", default="simulator-webhook" if PAYPAL_MODE == "simulator" else ""
 )
 PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=10.0)
+# How long after its hold expired an order whose PayPal order cannot be read (PayPal unreachable)
+# stays PENDING before the expiry sweep fails it anyway; a capture that lands later is refunded.
+PAYPAL_SETTLE_GRACE_SECONDS = env.int("PAYPAL_SETTLE_GRACE_SECONDS", default=3600)
 
 # --- Kafka and email ---------------------------------------------------------------------------
 # Unset means "the local runner starts the bundled broker and sets it"; nothing is published until then.
