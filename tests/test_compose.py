@@ -49,11 +49,6 @@ COMPOSE_ONLY_VARIABLES = {
     "MAILPIT_UI_PORT": "host port of mailpit's web UI",
     "KAFKA_EMAIL_PARTITIONS": "partitions of the topics kafka-init creates",
 }
-# Management commands that are being written at the same time as this file (issue 2).
-PENDING_COMMANDS = {
-    "run_email_consumer": "the Kafka email consumer",
-    "run_paypal_simulator": "the PayPal simulator",
-}
 CONTRACT_VARIABLES = [
     "DATABASE_URL",
     "CELERY_BROKER_URL",
@@ -258,21 +253,6 @@ def compose_environment_problems(compose: dict) -> list[str]:
     return problems
 
 
-def skip_pending_commands(problems: list[str]) -> list[str]:
-    """Drop the problems of commands other engineers are still writing; xfail if nothing else is wrong.
-
-    Temporary: once both commands exist, PENDING_COMMANDS is empty in effect and the check is strict.
-    """
-    from django.core.management import get_commands
-
-    pending = {name for name in PENDING_COMMANDS if name not in get_commands()}
-    pending_problems = [p for p in problems if any(f"'manage.py {name}' is not" in p for name in pending)]
-    others = [p for p in problems if p not in pending_problems]
-    if pending_problems and not others:
-        pytest.xfail(f"not written yet: {', '.join(sorted(pending))}")
-    return others
-
-
 # --- docker-compose.yml --------------------------------------------------------------------------
 
 
@@ -311,7 +291,7 @@ def test_the_shop_services_share_one_image_with_production_settings(compose):
 
 
 def test_every_command_of_the_shop_image_is_a_real_entry_point(compose):
-    assert skip_pending_commands(compose_command_problems(compose)) == []
+    assert compose_command_problems(compose) == []
 
 
 @pytest.mark.parametrize(
@@ -421,7 +401,7 @@ def test_procfile_names_real_entry_points():
         for name, command in processes.items()
         for p in entry_point_problems(shlex.split(command))
     ]
-    assert skip_pending_commands(problems) == []
+    assert problems == []
 
 
 def env_example_variables() -> set[str]:
