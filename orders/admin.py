@@ -5,10 +5,12 @@ services as the shop (cancel, refund, resend the outcome email), so the admin ke
 checkout keeps.
 """
 
+import json
 import logging
 
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -66,9 +68,21 @@ class PaymentInline(ReadOnlyInlineMixin, admin.StackedInline):
         "transaction_id",
         "created_at",
         "updated_at",
-        "provider_responses",
+        "provider_answers",
     )
     readonly_fields = fields
+
+    @admin.display(description=_("provider responses"))
+    def provider_answers(self, obj):
+        count = len(obj.provider_responses or [])
+        if not count:
+            return "-"
+        return format_html(
+            "<details><summary>{}</summary><pre>{}</pre></details>",
+            ngettext("%(count)d answer from PayPal", "%(count)d answers from PayPal", count)
+            % {"count": count},
+            json.dumps(obj.provider_responses, indent=2, ensure_ascii=False),
+        )
 
 
 class ReservedStockInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -157,6 +171,16 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # orders are placed by shoppers, through the checkout
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only: there is nothing to save, only actions to run from the list.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return False  # an order, its payment and its emails are the shop's records

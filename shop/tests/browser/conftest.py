@@ -57,8 +57,16 @@ def site(live_server, settings):
     return live_server
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.browser_test_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def page(browser, site):
+def page(request, browser, site):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -66,6 +74,11 @@ def page(browser, site):
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     yield page
+    if getattr(request.node, "browser_test_failed", False):
+        # What the browser showed when the test failed, for whoever reads the CI artifacts.
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-FAILED.png"), full_page=True)
     context.close()
 
 
