@@ -15,14 +15,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from inventory.models import ReservedStock
+from notifications.admin import EmailDeliveryInline
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
 from payments.models import Payment, PaymentStatus
 from shop.errors import ShopError
-
-try:  # The notifications app's inline of email deliveries, once it exists.
-    from notifications.admin import EmailDeliveryInline
-except ImportError:  # pragma: no cover - only until notifications/admin.py lands
-    EmailDeliveryInline = None
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +159,7 @@ class OrderAdmin(admin.ModelAdmin):
     )
     actions = ("cancel_pending_orders", "refund_payments", "resend_outcome_emails")
 
-    def get_inlines(self, request, obj):
-        inlines = [OrderLineInline, PaymentInline, ReservedStockInline]
-        if EmailDeliveryInline is not None:
-            inlines.append(EmailDeliveryInline)
-        return inlines
+    inlines = (OrderLineInline, PaymentInline, ReservedStockInline, EmailDeliveryInline)
 
     def has_add_permission(self, request):
         return False  # orders are placed by shoppers, through the checkout
@@ -290,19 +282,15 @@ class OrderAdmin(admin.ModelAdmin):
         description=_("Send the outcome email of the selected orders again"), permissions=["change"]
     )
     def resend_outcome_emails(self, request, queryset):
-        from notifications import services as notification_services
+        from notifications.services import email_resend_order_outcome
 
-        resend = getattr(notification_services, "email_resend_order_outcome", None)
-        if resend is None:
-            self.message_user(request, _("Resending emails is not available yet."), messages.ERROR)
-            return
         done, skipped, failures = 0, 0, []
         for order_id, status in queryset.values_list("id", "status"):
             if status == OrderStatus.PENDING:
                 skipped += 1  # no outcome yet, so no email to send
                 continue
             try:
-                resend(order_id=order_id)
+                email_resend_order_outcome(order_id=order_id)
             except ShopError as error:
                 failures.append((order_id, error.message))
             else:

@@ -9,7 +9,6 @@ from django.test import Client
 
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
-from orders.admin import EmailDeliveryInline
 from orders.models import Order
 from orders.services import order_complete, order_fail, order_place
 
@@ -93,8 +92,7 @@ def test_change_page_shows_lines_payment_and_holds_read_only(staff_client, order
         " ".join(h.split())
         for h in re.findall(r'<h2 id="[a-z_]+-heading" class="inline-heading">(.*?)</h2>', page, re.S)
     ]
-    emails = ["Outcome emails"] if EmailDeliveryInline is not None else []
-    assert inlines == ["Order lines", "Payment", "Stock holds", *emails]
+    assert inlines == ["Order lines", "Payment", "Stock holds", "Outcome emails"]
     assert 'name="_save"' not in page  # nothing to save: every field is read-only
     for field in ("total", "currency", "status", "failure_reason"):
         assert f'name="{field}"' not in page, field  # money and state are never edited by hand
@@ -182,3 +180,23 @@ def test_product_admin_shows_stock_and_filters_low_stock(staff_client):
     out_only = staff_client.get("/admin/inventory/product/", {"stock_level": "out"}).context["cl"].result_list
     assert {p.pk for p in out_only} == {gone.pk}
     assert plenty.pk not in {p.pk for p in low_only}
+
+
+def test_resend_action_requeues_the_outcome_email(staff_client, orders):
+    from django.utils import timezone
+
+    from notifications.models import OutboxEvent
+
+    OutboxEvent.objects.update(published_at=timezone.now())  # as if the relay had sent them
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "resend_outcome_emails", "_selected_action": [orders.failed.pk, orders.pending.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "The email of 1 order will be sent again." in page
+    assert "1 order is still pending and has no outcome email yet." in page
+    failed_event = OutboxEvent.objects.filter(order=orders.failed).latest("id")
+    assert failed_event.published_at is None  # back in the outbox: the relay publishes it again
+    assert OutboxEvent.objects.get(order=orders.paid).published_at is not None  # not selected
+    assert not OutboxEvent.objects.filter(order=orders.pending).exists()
