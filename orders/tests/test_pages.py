@@ -180,3 +180,17 @@ def test_order_pages_in_vietnamese(shopper, order):
     order_fail(order_id=order.pk, reason="payment_declined")
     page = shopper.get(f"/orders/{order.pk}/").content.decode()
     assert "Không thành công" in page and "Thanh toán bị từ chối." in page
+
+
+def test_paypal_landing_message_in_vietnamese(shopper, order, paypal, settings):
+    from payments.services import payment_start
+
+    settings.SITE_URL = "http://testserver"
+    payment = payment_start(order_id=order.pk)
+    paypal.approve(payment.provider_order_id)
+    shopper.cookies["django_language"] = "vi"
+    response = shopper.get("/payments/paypal/return/", {"token": payment.provider_order_id}, follow=True)
+    assert response.redirect_chain == [(f"/orders/{order.pk}/", 302)]
+    page = response.content.decode()
+    assert "Cảm ơn bạn! Chúng tôi đã nhận được thanh toán và đơn hàng của bạn đã được xác nhận." in page
+    assert "Đã thanh toán" in page
