@@ -9,8 +9,8 @@ derived from the order's ``transaction_id``, so a retry (after a timeout, a lost
 click on the return URL) gets PayPal's first answer instead of a second PayPal order, capture or refund.
 
 The SDK is pointed at ``settings.PAYPAL_API_BASE`` (PayPal live, sandbox, or the local simulator)
-through a ``Configuration`` subclass. Clients are kept per thread and per settings, so that the OAuth
-token is reused and no HTTP session is shared between threads.
+through a ``Configuration`` subclass. Clients (and their HTTP sessions) are kept per thread and per
+settings; the OAuth token is shared by all of them until it expires.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from django.conf import settings
 from paypalserversdk.configuration import Configuration, Environment, Server
 from paypalserversdk.exceptions.api_exception import ApiException
 from paypalserversdk.exceptions.error_exception import ErrorException
+from paypalserversdk.exceptions.o_auth_provider_exception import OAuthProviderException
 from paypalserversdk.http.auth.o_auth_2 import ClientCredentialsAuthCredentials
 from paypalserversdk.models.amount_breakdown import AmountBreakdown
 from paypalserversdk.models.amount_with_breakdown import AmountWithBreakdown
@@ -161,6 +162,24 @@ class ApiBaseConfiguration(Configuration):
 
 
 _local = threading.local()
+# OAuth tokens are shared by every thread's client (per settings): one token request per process and
+# expiry, not one per thread. The SDK asks ``_shared_token`` through its ``o_auth_token_provider`` hook.
+_tokens: dict[tuple, object] = {}
+_tokens_lock = threading.Lock()
+
+
+def _shared_token(key: tuple):
+    def provide(last_token, auth_manager):
+        with _tokens_lock:
+            token = _tokens.get(key)
+        if token is not None and not auth_manager.is_token_expired(token):
+            return token
+        token = auth_manager.fetch_token()  # raises on failure: our _call translates it
+        with _tokens_lock:
+            _tokens[key] = token
+        return token
+
+    return provide
 
 
 def _settings_key() -> tuple:
@@ -191,7 +210,9 @@ def _client() -> PaypalServersdkClient:
             max_retries=0,  # our callers decide about retries; every POST is replay-safe anyway
             environment=Environment.PRODUCTION if settings.PAYPAL_MODE == "live" else Environment.SANDBOX,
             client_credentials_auth_credentials=ClientCredentialsAuthCredentials(
-                o_auth_client_id=client_id, o_auth_client_secret=client_secret
+                o_auth_client_id=client_id,
+                o_auth_client_secret=client_secret,
+                o_auth_token_provider=_shared_token(key),
             ),
         )
         client = clients[key] = PaypalServersdkClient(config=config)
@@ -199,7 +220,11 @@ def _client() -> PaypalServersdkClient:
 
 
 def _forget_client() -> None:
-    getattr(_local, "clients", {}).pop(_settings_key(), None)
+    """Drop this thread's client and the shared token: the next call starts with a new token."""
+    key = _settings_key()
+    getattr(_local, "clients", {}).pop(key, None)
+    with _tokens_lock:
+        _tokens.pop(key, None)
 
 
 def _parse(text: str | None) -> dict:
@@ -255,6 +280,16 @@ def _call(operation: str, request: Callable[[PaypalServersdkClient], object]) ->
                 continue
             raise _error_from_response(
                 error.response_code, _parse(error.response.text), error.response.headers
+            ) from error
+        except OAuthProviderException as error:
+            _forget_client()
+            body = _parse(error.response.text)
+            raise PaymentGatewayError(
+                "PayPal refused the shop's credentials (check PAYPAL_CLIENT_ID and PAYPAL_CLIENT_SECRET): "
+                f"{body.get('error_description') or body.get('error') or error.response_code}.",
+                issue="AUTHENTICATION_FAILURE",
+                status_code=error.response_code,
+                response=body,
             ) from error
         except AuthValidationException as error:
             # The SDK swallows the token endpoint's answer: bad credentials, or PayPal failing.

@@ -202,6 +202,11 @@ def _capture_locked(order: Order) -> None:
     except PaymentAlreadyCaptured:
         # Captured by an earlier call whose answer we lost (another request id would say so too).
         paypal_order = gateway.paypal_order_get(provider_order_id=payment.provider_order_id)
+    else:
+        if paypal_order.captures and not (paypal_order.completed_capture or paypal_order.declined_capture):
+            # A capture held for review; this answer may be a replay of the first one, so ask
+            # PayPal where the capture stands now.
+            paypal_order = gateway.paypal_order_get(provider_order_id=payment.provider_order_id)
     _settle_locked(order, paypal_order, operation="capture")
 
 

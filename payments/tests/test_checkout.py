@@ -425,3 +425,17 @@ def test_staff_refund_of_a_paid_order(paypal, shopper, mug):
     assert payment_refund(order_id=order.pk).refund_id == payment.refund_id  # no second refund
     assert refreshed(order).status == "SUCCESS"
     assert Payment.objects.get(pk=payment.pk).status == "REFUNDED"
+
+
+def test_return_again_after_a_held_capture_was_released(paypal, logged_in, shopper, mug):
+    order = start_order(user=shopper, lines=[(mug, 1)])
+    back = shop_path(press(paypal, order, "Approve"))
+    paypal.next_capture(order.payment.provider_order_id, "PENDING")
+    response = logged_in.get(back)
+    assert "PayPal is still processing your payment" in messages_of(response)[-1]
+    assert refreshed(order).status == "PENDING"
+
+    paypal.settle_capture(refreshed(order).payment.capture_id, "COMPLETED")
+    logged_in.get(back)  # the capture answer is replayed (still PENDING); the order is read afresh
+    assert refreshed(order).status == "SUCCESS"
+    assert paypal.order(order.payment.provider_order_id)["capture_calls"] == 1
