@@ -25,6 +25,14 @@ ERROR_STATUS = {
     "gateway_error": status.HTTP_502_BAD_GATEWAY,
     "not_found": status.HTTP_404_NOT_FOUND,
     "placement_failed": status.HTTP_500_INTERNAL_SERVER_ERROR,
+    # payments.errors
+    "payment_declined": status.HTTP_402_PAYMENT_REQUIRED,
+    "payment_not_approved": status.HTTP_409_CONFLICT,
+    "payment_not_started": status.HTTP_409_CONFLICT,
+    "payment_not_refundable": status.HTTP_409_CONFLICT,
+    "payment_already_captured": status.HTTP_409_CONFLICT,
+    "payment_provider_not_found": status.HTTP_502_BAD_GATEWAY,
+    "payment_rejected": status.HTTP_502_BAD_GATEWAY,
 }
 
 
