@@ -16,6 +16,7 @@ from orders.errors import OrderNotFound
 from orders.models import FailureReason, Order, OrderStatus
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel as cancel_order
+from payments.models import PaymentStatus
 from shop.errors import ShopError
 
 # How often a pending order's page refreshes itself (the no-JavaScript fallback, and the JS poll).
@@ -44,10 +45,10 @@ def _next_step(order: Order) -> str:
             "Your items are held for you. Complete the payment at PayPal before the time runs out, "
             "or cancel the order."
         )
+    if payment is not None and payment.status == PaymentStatus.REFUNDED:
+        return _("The payment was refunded to your PayPal account. You can place a new order at any time.")
     if order.status == OrderStatus.SUCCESS:
         return _("Thank you! Your payment was received and we are preparing your order.")
-    if payment is not None and payment.status == "REFUNDED":
-        return _("The payment was refunded to your PayPal account. You can place a new order at any time.")
     return {
         FailureReason.PAYMENT_DECLINED: _(
             "Nothing was charged. Try again with another payment method in PayPal."

@@ -194,3 +194,16 @@ def test_paypal_landing_message_in_vietnamese(shopper, order, paypal, settings):
     page = response.content.decode()
     assert "Cảm ơn bạn! Chúng tôi đã nhận được thanh toán và đơn hàng của bạn đã được xác nhận." in page
     assert "Đã thanh toán" in page
+
+
+def test_refunded_order_says_the_money_went_back(shopper, order):
+    from payments.models import PaymentStatus
+
+    order_complete(order_id=order.pk, capture_id="CAP-1")
+    order.payment.refresh_from_db()
+    order.payment.status = PaymentStatus.REFUNDED
+    order.payment.save()
+    page = shopper.get(f"/orders/{order.pk}/").content.decode()
+    assert "The payment was refunded." in page
+    assert "The payment was refunded to your PayPal account." in page
+    assert "we are preparing your order" not in page

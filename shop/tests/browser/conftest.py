@@ -66,20 +66,34 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def page(request, browser, site):
+def open_page(request, browser, site):
+    """``open_page(**context_options)``: a fresh browser context (its own cookies) on the live server."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(base_url=site.url, locale="en-US", viewport={"width": 1100, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    yield page
-    if getattr(request.node, "browser_test_failed", False):
-        # What the browser showed when the test failed, for whoever reads the CI artifacts.
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-FAILED.png"), full_page=True)
-    context.close()
+    contexts = []
+
+    def open_(**options):
+        options = {"locale": "en-US", "viewport": {"width": 1100, "height": 900}, **options}
+        context = browser.new_context(base_url=site.url, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_
+    failed = getattr(request.node, "browser_test_failed", False)
+    for index, context in enumerate(contexts):
+        if failed and context.pages:
+            # What the browser showed when the test failed, for whoever reads the CI artifacts.
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)
+            context.pages[-1].screenshot(path=str(SCREENSHOTS / f"{name}-FAILED-{index}.png"), full_page=True)
+        context.close()
+
+
+@pytest.fixture
+def page(open_page):
+    return open_page()
 
 
 @pytest.fixture

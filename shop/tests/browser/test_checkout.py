@@ -195,3 +195,28 @@ def test_staff_find_the_order_in_admin_and_refund_it(
     payment.refresh_from_db()
     assert payment.status == "REFUNDED" and payment.refund_id
     assert Order.objects.get(pk=order.pk).status == "SUCCESS"  # the goods were sold; the money went back
+
+
+def test_checkout_works_without_javascript(open_page, paypal, products, screenshot):
+    """Every step is a plain link or form; a pending order's page reloads itself (<noscript> refresh)."""
+    from payments.services import payment_capture
+
+    page = open_page(java_script_enabled=False)
+    sign_up(page, "grace")
+    add_to_cart(page, "enamel-mug", 1)
+    add_to_cart(page, "embroidered-cap", 2)
+    order = place_order(page, paypal)
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("[data-order-status]")).to_have_text("Paid")
+    screenshot(page, "paid")
+
+    add_to_cart(page, "enamel-mug", 1)
+    second = place_order(page, paypal)
+    assert second.pk != order.pk
+    page.goto(f"/orders/{second.pk}/")
+    expect(page.locator("[data-order-status]")).to_have_text("Pending payment")
+    screenshot(page, "pending")
+    paypal.approve(second.payment.provider_order_id)
+    payment_capture(order_id=second.pk)
+    expect(page.locator("[data-order-status]")).to_have_text("Paid")  # after the page's own refresh
+    screenshot(page, "paid-after-refresh")
