@@ -216,7 +216,8 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         if method == "POST" and (match := REFUND_PATH.match(path)):
             answer = self.state.capture_refund(match["id"], body=body, request_id=request_id)
             if answer.status == 201:
-                order_id = self.state.captures[match["id"]].order_id
+                with self.state.lock:
+                    order_id = self.state.captures[match["id"]].order_id
                 self.server.simulator.send_webhook_later(order_id, "PAYMENT.CAPTURE.REFUNDED")
             return answer
         if method == "POST" and path == "/v1/notifications/verify-webhook-signature":

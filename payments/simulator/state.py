@@ -356,6 +356,12 @@ class SimulatorState:
     # --- Orders ---------------------------------------------------------------------------------
 
     def order_create(self, *, body, request_id: str | None, prefer: str = "") -> Answer:
+        # One lock around replay check, work and remembering: two racing requests with one
+        # PayPal-Request-Id get one outcome.
+        with self.lock:
+            return self._order_create(body=body, request_id=request_id, prefer=prefer)
+
+    def _order_create(self, *, body, request_id: str | None, prefer: str = "") -> Answer:
         replay = self._replay("create", "", request_id)
         if replay is not None:
             return replay
@@ -479,6 +485,12 @@ class SimulatorState:
             return Answer(200, self._order_json(order))
 
     def order_capture(self, order_id: str, *, request_id: str | None) -> Answer:
+        # One lock around replay check, work and remembering: two racing requests with one
+        # PayPal-Request-Id get one outcome.
+        with self.lock:
+            return self._order_capture(order_id, request_id=request_id)
+
+    def _order_capture(self, order_id: str, *, request_id: str | None) -> Answer:
         replay = self._replay("capture", order_id, request_id)
         if replay is not None:
             return replay
@@ -587,6 +599,12 @@ class SimulatorState:
             return Answer(200, self._capture_json(capture))
 
     def capture_refund(self, capture_id: str, *, body, request_id: str | None) -> Answer:
+        # One lock around replay check, work and remembering: two racing requests with one
+        # PayPal-Request-Id get one outcome.
+        with self.lock:
+            return self._capture_refund(capture_id, body=body, request_id=request_id)
+
+    def _capture_refund(self, capture_id: str, *, body, request_id: str | None) -> Answer:
         replay = self._replay("refund", capture_id, request_id)
         if replay is not None:
             return replay

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -476,3 +477,19 @@ def test_run_paypal_simulator_command_serves_and_stops_on_sigterm():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_racing_creates_with_one_request_id_make_one_order(api, paypal):
+    def post(_):
+        return requests.post(
+            f"{api.base}/v2/checkout/orders",
+            json=ORDER,
+            headers={**api.headers, "PayPal-Request-Id": "race"},
+            timeout=10,
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert sorted(answer.status_code for answer in answers) == [200] * 7 + [201]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert len(paypal.server.state.orders) == 1
