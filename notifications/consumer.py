@@ -9,7 +9,14 @@ long the backoff lasts. (Not with ``KafkaConsumer.pause()``: in kafka-python 3.0
 paused with fetched records buffered is never fetched again after ``resume()``.)
 
 Poison messages (not JSON, not an outcome event, an unknown type or order) and emails the server
-refused for good go to ``KAFKA_EMAIL_DLQ_TOPIC`` with their error, and the consumer moves on.
+refused for good (5xx, or 4xx ``EMAIL_MAX_ATTEMPTS`` times) go to ``KAFKA_EMAIL_DLQ_TOPIC`` with their
+error, and the consumer moves on. A dead letter has the original key and the value
+
+    {"error": {"code", "message"}, "failed_at",
+     "source": {"topic", "partition", "offset", "key", "consumer_group"},
+     "value": <the original message, as text>}
+
+An unreachable mail server is not the message's fault: it is retried for as long as it takes.
 """
 
 from __future__ import annotations
@@ -89,9 +96,9 @@ class EmailConsumer:
         last_activity = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
                 if self._track_assignment(consumer) or not kafka_client.consumer_is_stable(consumer):
                     last_activity = time.monotonic()  # joining or rebalancing is not being idle
-                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
                 handled = False
                 for partition, batch in records.items():
                     for record in batch:

@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from notifications.errors import InvalidMessage, OrderNotFinal, UnknownEventType
 from notifications.models import EventType
-from orders.models import FailureReason, Order, OrderStatus
+from orders.models import FailureReason, Order, OrderLine, OrderStatus
 
 REFUNDED_TEXT = _(
     "A payment for this order reached us after the order had been closed; we refunded it in full. "
@@ -84,9 +84,15 @@ def reason_message(code: str, *, language: str, refunded: bool = False) -> str:
 
 
 def order_outcome_message(
-    *, order: Order, event_id: uuid.UUID, occurred_at: datetime, refunded: bool = False
+    *,
+    order: Order,
+    event_id: uuid.UUID,
+    occurred_at: datetime,
+    refunded: bool = False,
+    lines: list[OrderLine] | None = None,
+    email: str | None = None,
 ) -> dict:
-    """The event for the final ``order`` (its lines and user are read here)."""
+    """The event for the final ``order``; its ``lines`` and user ``email`` are read unless given."""
     event_type = event_type_for(order)
     reason = None
     if event_type == EventType.ORDER_FAILED:
@@ -111,10 +117,14 @@ def order_outcome_message(
                     "unit_price": f"{line.unit_price:.2f}",
                     "total": f"{line.line_total:.2f}",
                 }
-                for line in order.lines.all()
+                for line in (order.lines.all() if lines is None else lines)
             ],
         },
-        "user": {"id": order.user_id, "email": order.user.email, "language": order.language},
+        "user": {
+            "id": order.user_id,
+            "email": order.user.email if email is None else email,
+            "language": order.language,
+        },
         "reason": reason,
     }
 

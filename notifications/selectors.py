@@ -29,3 +29,12 @@ def order_payment_refunded(*, order_id: int) -> bool:
     another instance, or set-based.
     """
     return Payment.objects.filter(order_id=order_id, status=PaymentStatus.REFUNDED).exists()
+
+
+def orders_payment_refunded(*, order_ids) -> set[int]:
+    """Which of these orders had their money refunded."""
+    return set(
+        Payment.objects.filter(order_id__in=list(order_ids), status=PaymentStatus.REFUNDED).values_list(
+            "order_id", flat=True
+        )
+    )

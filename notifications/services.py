@@ -13,8 +13,10 @@ import json
 import logging
 import smtplib
 import uuid
+from collections import defaultdict
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -32,9 +34,14 @@ from notifications.errors import (
 from notifications.events import OrderOutcomeEvent, event_type_for, order_outcome_message
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
 from notifications.relay import relay
-from notifications.selectors import order_payment_refunded, outbox_has_unpublished, outbox_unpublished
+from notifications.selectors import (
+    order_payment_refunded,
+    orders_payment_refunded,
+    outbox_has_unpublished,
+    outbox_unpublished,
+)
 from orders.errors import OrderNotFound
-from orders.models import Order
+from orders.models import Order, OrderLine
 
 logger = logging.getLogger(__name__)
 
@@ -61,19 +68,43 @@ def outbox_record_order_outcome(*, order: Order) -> OutboxEvent:
     capture of a failed order was refunded, and the email says so. Nothing leaves the process here:
     after the commit the relay publishes the event; if the transaction rolls back, no event existed.
     """
-    event_type = event_type_for(order)  # OrderNotFinal for a pending order
-    event_id = uuid.uuid4()
-    payload = order_outcome_message(
-        order=order,
-        event_id=event_id,
-        occurred_at=timezone.now(),
-        refunded=order_payment_refunded(order_id=order.pk),
-    )
-    event = OutboxEvent.objects.create(
-        event_id=event_id, type=event_type, order=order, key=str(order.pk), payload=payload
-    )
-    _relay_after_commit()
+    (event,) = outbox_record_order_outcomes(orders=[order])
     return event
+
+
+def outbox_record_order_outcomes(*, orders: list[Order]) -> list[OutboxEvent]:
+    """``outbox_record_order_outcome`` for many final orders at once (e.g. a batch of expired orders):
+    four queries whatever their number. Raises ``OrderNotFinal`` before writing anything."""
+    orders = list(orders)
+    if not orders:
+        return []
+    types = [event_type_for(order) for order in orders]  # OrderNotFinal for a pending order
+    order_ids = [order.pk for order in orders]
+    lines: dict[int, list[OrderLine]] = defaultdict(list)
+    for line in OrderLine.objects.filter(order_id__in=order_ids).order_by("order_id", "id"):
+        lines[line.order_id].append(line)
+    emails_by_user = dict(
+        get_user_model().objects.filter(pk__in={order.user_id for order in orders}).values_list("pk", "email")
+    )
+    refunded = orders_payment_refunded(order_ids=order_ids)
+    now = timezone.now()
+    events = []
+    for order, event_type in zip(orders, types, strict=True):
+        event_id = uuid.uuid4()
+        payload = order_outcome_message(
+            order=order,
+            event_id=event_id,
+            occurred_at=now,
+            refunded=order.pk in refunded,
+            lines=lines[order.pk],
+            email=emails_by_user.get(order.user_id, ""),
+        )
+        events.append(
+            OutboxEvent(event_id=event_id, type=event_type, order=order, key=str(order.pk), payload=payload)
+        )
+    OutboxEvent.objects.bulk_create(events)
+    _relay_after_commit()
+    return events
 
 
 def outbox_publish_pending(*, batch_size: int | None = None) -> int:

@@ -3,9 +3,10 @@
 import json
 import signal
 import time
+from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from kafka.partitioner.default import murmur2
 
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
@@ -29,8 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def consume(*, max_messages: int, idle_timeout: float = 15.0) -> str:
     """Run ``manage.py run_email_consumer`` in this process until it handled ``max_messages``."""
-    from io import StringIO
-
     out = StringIO()
     call_command("run_email_consumer", max_messages=max_messages, idle_timeout=idle_timeout, stdout=out)
     return out.getvalue()
@@ -403,3 +402,31 @@ def test_two_consumers_in_one_group_share_the_partitions_and_mail_each_event_onc
     assert first.stats.sent > 0 and second.stats.sent > 0
     assert first.stats.sent + second.stats.sent == len(events)
     assert first.stats.duplicates + second.stats.duplicates == 0
+
+
+# --- command options ------------------------------------------------------------------------------
+
+
+def test_group_option_names_the_consumer_group(email_pipeline, smtp_server):
+    publish_all(record_outcomes([final_order()]))
+    group = f"{email_pipeline.KAFKA_EMAIL_CONSUMER_GROUP}-custom"
+
+    call_command("run_email_consumer", group=group, max_messages=1, idle_timeout=15, stdout=StringIO())
+
+    smtp_server.wait_for(1)
+    assert sum(committed_offsets(group).values()) == 1
+    assert committed_offsets() == {}  # the default group has read nothing
+
+
+@pytest.mark.parametrize(
+    ("bootstrap_servers", "options", "message"),
+    [
+        ("127.0.0.1:9", {"max_messages": 0}, "--max-messages must be at least 1"),
+        ("", {}, "KAFKA_BOOTSTRAP_SERVERS is not set"),
+    ],
+)
+def test_command_refuses_to_start_without_what_it_needs(settings, bootstrap_servers, options, message):
+    settings.KAFKA_BOOTSTRAP_SERVERS = bootstrap_servers
+
+    with pytest.raises(CommandError, match=message):
+        call_command("run_email_consumer", **options)

@@ -261,3 +261,28 @@ def test_resend_refuses_pending_and_unknown_orders():
         services.email_resend_order_outcome(order_id=pending.pk + 1000)
     with pytest.raises(services.EventNotFound):
         services.outbox_event_resend(event_id=uuid.uuid4())
+
+
+@pytest.mark.django_db
+def test_outcomes_of_many_orders_are_recorded_set_based(django_assert_max_num_queries):
+    orders = [final_order(), final_order(status=OrderStatus.FAILED, reason="reservation_expired")]
+    orders += [final_order(status=OrderStatus.FAILED, reason="reservation_expired") for _ in range(8)]
+
+    with django_assert_max_num_queries(4):
+        events = services.outbox_record_order_outcomes(orders=orders)
+
+    assert [event.order_id for event in events] == [order.pk for order in orders]
+    assert OutboxEvent.objects.count() == 10
+    assert len({event.event_id for event in events}) == 10
+    stored = OutboxEvent.objects.get(order=orders[1])
+    assert stored.payload["reason"]["code"] == "reservation_expired"
+    assert [line["name"] for line in stored.payload["order"]["lines"]] == ["Green tea", "Teapot"]
+    assert stored.payload["user"]["email"] == orders[1].user.email
+
+
+@pytest.mark.django_db
+def test_a_pending_order_in_a_batch_records_nothing():
+    with pytest.raises(OrderNotFinal):
+        services.outbox_record_order_outcomes(orders=[final_order(), final_order(status=OrderStatus.PENDING)])
+
+    assert not OutboxEvent.objects.exists()
