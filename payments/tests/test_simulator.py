@@ -493,3 +493,17 @@ def test_racing_creates_with_one_request_id_make_one_order(api, paypal):
     assert sorted(answer.status_code for answer in answers) == [200] * 7 + [201]
     assert len({answer.json()["id"] for answer in answers}) == 1
     assert len(paypal.server.state.orders) == 1
+
+
+def test_the_simulator_does_not_import_django():
+    code = (
+        "import sys; from payments.simulator import PayPalSimulator; "
+        "simulator = PayPalSimulator(port=0).start(); simulator.stop(); "
+        "assert not any(name == 'django' or name.startswith('django.') for name in sys.modules), 'django'"
+    )
+    root = Path(__file__).resolve().parents[2]
+    environment = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=environment, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
