@@ -40,6 +40,8 @@ def _seconds_left(order: Order) -> int:
 def _next_step(order: Order) -> str:
     """What the shopper can do now, in one sentence."""
     payment = getattr(order, "payment", None)
+    if order.status == OrderStatus.PENDING and _seconds_left(order) <= 0:
+        return _("The time to pay is up. The order will be cancelled in a moment.")
     if order.status == OrderStatus.PENDING:
         return _(
             "Your items are held for you. Complete the payment at PayPal before the time runs out, "

@@ -4,8 +4,6 @@ Views are thin: the cart rules live in ``shop.cart``, order placement in ``order
 the order worker pool, like the API) and the PayPal hand-off in ``payments.services``.
 """
 
-import logging
-
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -21,8 +19,6 @@ from shop.cart import Cart, CartError, NotEnoughStock
 from shop.errors import ShopError
 from shop.forms import AddToCartForm, CartQuantityForm, SignupForm
 from shop.services import user_register
-
-logger = logging.getLogger(__name__)
 
 
 def catalog(request):

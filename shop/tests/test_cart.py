@@ -2,12 +2,20 @@
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
+from django.utils import translation
 
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
 from shop.cart import Cart, InvalidQuantity, NotEnoughStock, UnknownProduct
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The rules' messages are checked in English, whatever language an earlier test left active."""
+    with translation.override("en"):
+        yield
 
 
 def session_cart(client):
