@@ -432,7 +432,7 @@ def test_webhook_events_are_signed_and_verified(api, paypal):
     assert completed["resource"]["supplementary_data"]["related_ids"]["order_id"] == order_id
 
 
-def test_webhook_delivery_reaches_the_url(paypal):
+def test_webhook_delivery_to_a_dead_url_is_reported(paypal):
     """Delivered to a URL where nobody listens: the control API says so rather than failing."""
     with requests.Session() as session:
         token = session.post(
