@@ -267,7 +267,7 @@ def test_broker_down_while_orders_complete_checkout_succeeds_and_every_email_arr
     broker = BundledKafkaBroker()  # its own broker, on a fixed port, to stop and start again
     broker.start(topics)
     kafka_settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap_servers
-    kafka_settings.KAFKA_PRODUCER_TIMEOUT_MS = 1000
+    kafka_settings.KAFKA_PRODUCER_TIMEOUT_MS = 2000
     try:
         broker.stop()
         pending = [final_order(status=OrderStatus.PENDING) for _ in range(3)]
@@ -281,7 +281,7 @@ def test_broker_down_while_orders_complete_checkout_succeeds_and_every_email_arr
         order_fail(order_id=pending[2].pk, reason="payment_declined")
         durations.append(time.monotonic() - started)
 
-        assert max(durations) < 0.5, durations  # nobody waited for the dead broker
+        assert max(durations) < 1.0, durations  # nobody waited the 2 s the producer gives a dead broker
         for order in pending:
             order.refresh_from_db()
         assert [order.status for order in pending] == ["SUCCESS", "SUCCESS", "FAILED"]

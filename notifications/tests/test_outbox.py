@@ -123,7 +123,7 @@ def test_dead_broker_never_slows_the_committing_caller(settings):
         outbox_record_order_outcome(order=order)
     elapsed = time.monotonic() - started
 
-    assert elapsed < 0.5
+    assert elapsed < 1.0  # the relay gives a dead broker 2 s, in its own thread
     wait_until(lambda: relay.runs > runs_before, message="the relay thread tried")
     event = OutboxEvent.objects.get()
     assert event.published_at is None  # it waits for the sweep
