@@ -25,7 +25,7 @@ from inventory.reservations import (
     holds_create,
     holds_release,
 )
-from notifications.services import outbox_record_order_outcome
+from notifications.services import outbox_record_order_outcome, outbox_record_order_outcomes
 from orders.errors import IdempotencyConflict, InvalidOrder, OrderNotFound, OrderNotPending, OutOfStock
 from orders.lock_objects import order_lock, orders_lock_expired
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
@@ -332,7 +332,7 @@ def _orders_expire(orders: list[Order], *, now: datetime) -> None:
         order.status = OrderStatus.FAILED
         order.failure_reason = FailureReason.RESERVATION_EXPIRED
         order.completed_at = now
-        outbox_record_order_outcome(order=order)
+    outbox_record_order_outcomes(orders=orders)
 
 
 @dataclass
