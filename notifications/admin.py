@@ -13,20 +13,10 @@ from django.utils.translation import ngettext
 
 from notifications.models import EmailDelivery, OutboxEvent
 from notifications.services import email_delivery_resend, outbox_event_resend
+from shop.admin_mixins import ReadOnlyAdminMixin
 from shop.errors import ShopError
 
 __all__ = ["EmailDeliveryAdmin", "EmailDeliveryInline", "OutboxEventAdmin"]
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class EmailDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):

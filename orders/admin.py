@@ -18,25 +18,17 @@ from inventory.models import ReservedStock
 from notifications.admin import EmailDeliveryInline
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
 from payments.models import Payment, PaymentStatus
+from shop.admin_mixins import ReadOnlyAdminMixin
 from shop.errors import ShopError
 
 logger = logging.getLogger(__name__)
 
 
-class ReadOnlyInlineMixin:
+class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
     extra = 0
     max_num = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class OrderLineInline(ReadOnlyInlineMixin, admin.TabularInline):
