@@ -284,7 +284,7 @@ def test_switch_to_vietnamese_and_back(client):
     assert '<html lang="vi">' in page
     assert "Danh mục" in page and "Giỏ hàng" in page and "Thêm vào giỏ" in page and "Đăng nhập" in page
     assert "Còn 4 sản phẩm" in page and "Sắp hết hàng" in page
-    assert "1234,50 USD" in page  # the Vietnamese decimal comma (Django's vi format has no grouping)
+    assert "1.234,50 USD" in page  # Vietnamese decimal comma and dot grouping (shop/formats/vi)
     page = client.get(mug.get_absolute_url()).content.decode()
     assert "Số lượng" in page and "Mã SKU" in page
     page = client.post("/i18n/setlang/", {"language": "en", "next": "/"}, follow=True).content.decode()
