@@ -19,3 +19,10 @@ def order_get_for_user(*, user, order_id) -> Order:
         return order_list_for_user(user=user).get(pk=order_id)
     except (Order.DoesNotExist, ValueError, TypeError) as error:
         raise OrderNotFound() from error
+
+
+def order_get_for_idempotency_key(*, user, idempotency_key: str) -> Order | None:
+    """The user's order placed with this key (a checkout token on the pages), if any."""
+    if not idempotency_key:
+        return None
+    return order_list_for_user(user=user).filter(idempotency_key=idempotency_key).first()

@@ -227,19 +227,13 @@ def checkout(request):
 
 
 def _checkout_place(request, cart):
-    from orders.models import Order
+    from orders.selectors import order_get_for_idempotency_key
 
     posted_token = request.POST.get("checkout_token", "")
     if not posted_token or posted_token != request.session.get("checkout_token"):
         # Either this form was already submitted (the cart was ordered and emptied) or the cart
         # changed since the review page was shown.
-        earlier = (
-            Order.objects.filter(user=request.user, idempotency_key=posted_token)
-            .select_related("payment")
-            .first()
-            if posted_token
-            else None
-        )
+        earlier = order_get_for_idempotency_key(user=request.user, idempotency_key=posted_token)
         if earlier is not None:
             return _to_payment(request, earlier)
         messages.warning(request, _("Your cart changed while you were checking out. Please review it again."))
