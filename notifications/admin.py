@@ -69,11 +69,6 @@ class EmailDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     actions = ("resend_email",)
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     def has_resend_permission(self, request):
         # Fields stay read-only for everyone; sending again takes the model's change permission.
         return request.user.has_perm("notifications.change_emaildelivery")
@@ -111,11 +106,6 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     exclude = ("payload",)
     actions = ("resend_email",)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def has_resend_permission(self, request):
         return request.user.has_perm("notifications.change_outboxevent")

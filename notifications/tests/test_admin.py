@@ -36,6 +36,8 @@ def test_pages_list_and_show_without_edit_controls(admin_client, sent):
     assert deliveries.status_code == events.status_code == 200
     assert sent.recipient in deliveries.content.decode()
     assert "Resend the selected emails" in deliveries.content.decode()
+    assert "delete_selected" not in deliveries.content.decode()
+    assert "delete_selected" not in events.content.decode()
     assert delivery_page.status_code == event_page.status_code == 200
     assert 'name="_save"' not in delivery_page.content.decode()
     assert "payment_declined" in event_page.content.decode()  # the payload, pretty-printed
