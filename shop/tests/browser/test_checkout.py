@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
 from orders.models import Order
+from shop.tests.browser.steps import sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -19,17 +20,6 @@ def products():
         "mug": ProductFactory(name="Enamel mug", slug="enamel-mug", price="12.50", on_hand=5),
         "cap": ProductFactory(name="Embroidered cap", slug="embroidered-cap", price="22.00", on_hand=3),
     }
-
-
-def sign_up(page, username):
-    page.goto("/")
-    page.get_by_role("link", name="Sign up").click()
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Email").fill(f"{username}@example.com")
-    page.get_by_label("Password:", exact=True).fill("a-strong-pass-42")
-    page.get_by_label("Password confirmation:").fill("a-strong-pass-42")
-    page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_text(f"Signed in as {username}")).to_be_visible()
 
 
 def add_to_cart(page, slug, quantity):
