@@ -1,9 +1,11 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -52,6 +54,7 @@ class Stock(models.Model):
     class Meta:
         verbose_name = _("stock")
         verbose_name_plural = _("stock")
+        permissions = [("adjust_stock", _("Can receive, write off and count stock"))]
         constraints = [
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="stock_reserved_not_negative"),
@@ -91,3 +94,59 @@ class ReservedStock(models.Model):
 
     def __str__(self):
         return f"{self.quantity} × {self.product_id} for order {self.order_id}"
+
+
+class StockMovementReason(models.TextChoices):
+    OPENING_BALANCE = "opening_balance", _("Opening balance")
+    RECEIPT = "receipt", _("Received")
+    WRITE_OFF = "write_off", _("Written off")
+    COUNT = "count", _("Stock count")
+    SALE = "sale", _("Sold")
+    DEMO_SEED = "demo_seed", _("Demo data")
+
+
+class StockMovement(models.Model):
+    """One change of a product's ``on_hand``: the stock ledger. Rows are only ever added.
+
+    Per product the deltas add up to ``Stock.on_hand`` (``audit_stock`` checks it), and each row
+    says why the count moved and who moved it: a staff user, or the order that was sold.
+    """
+
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="stock_movements", verbose_name=_("product")
+    )
+    delta = models.IntegerField(_("change"))
+    on_hand_after = models.PositiveIntegerField(_("on hand after"))
+    reason = models.CharField(_("reason"), max_length=16, choices=StockMovementReason.choices)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("staff user"),
+    )
+    order = models.ForeignKey(
+        "orders.Order",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="stock_movements",
+        verbose_name=_("order"),
+    )
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock ledger")
+        indexes = [models.Index(fields=["product", "-id"], name="stockmovement_product_recent")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason="sale") | Q(order__isnull=False), name="stockmovement_sale_has_order"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.product_id} {self.delta:+d} ({self.reason}) = {self.on_hand_after}"

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db.models import Case, F, IntegerField, Sum, Value, When
 
-from inventory.models import ReservedStock, Stock
+from inventory.models import ReservedStock, Stock, StockMovement, StockMovementReason
 
 
 def _per_product(quantities: dict[int, int]) -> Case:
@@ -60,12 +60,24 @@ def holds_release(*, order_ids: Iterable[int]) -> dict[int, int]:
 
 
 def holds_consume(*, order_id: int) -> dict[int, int]:
-    """The order is paid: its held units leave the shop for good (on hand and reserved both drop)."""
+    """The order is paid: its held units leave the shop for good (on hand and reserved both drop),
+    each product's sale recorded in the stock ledger."""
     quantities = held_quantities(order_ids=[order_id])
     if quantities:
         delta = _per_product(quantities)
         Stock.objects.filter(pk__in=list(quantities)).update(
             on_hand=F("on_hand") - delta, reserved=F("reserved") - delta
+        )
+        on_hand_after = dict(Stock.objects.filter(pk__in=list(quantities)).values_list("pk", "on_hand"))
+        StockMovement.objects.bulk_create(
+            StockMovement(
+                product_id=product_id,
+                delta=-quantity,
+                on_hand_after=on_hand_after[product_id],
+                reason=StockMovementReason.SALE,
+                order_id=order_id,
+            )
+            for product_id, quantity in sorted(quantities.items())
         )
     ReservedStock.objects.filter(order_id=order_id).delete()
     return quantities

@@ -6,15 +6,14 @@ shows each order's deliveries with ``EmailDeliveryInline``.
 
 import json
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from notifications.models import EmailDelivery, OutboxEvent
 from notifications.services import email_delivery_resend, outbox_event_resend
-from shop.admin_mixins import ReadOnlyAdminMixin
-from shop.errors import ShopError
+from shop.admin_mixins import ActionRow, ReadOnlyAdminMixin, RowOutcome, done, run_on_each
 
 __all__ = ["EmailDeliveryAdmin", "EmailDeliveryInline", "OutboxEventAdmin"]
 
@@ -34,16 +33,9 @@ class EmailDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
     verbose_name_plural = _("outcome emails")
 
 
-def _report(modeladmin, request, *, done: int, failures: list[tuple[str, str]]):
-    if done:
-        modeladmin.message_user(
-            request,
-            ngettext("%(count)d email will be sent again.", "%(count)d emails will be sent again.", done)
-            % {"count": done},
-            messages.SUCCESS,
-        )
-    for label, error in failures:
-        modeladmin.message_user(request, f"{label}: {error}", messages.ERROR)
+def _resend(service, **key) -> RowOutcome:
+    service(**key)
+    return done(gettext("the email will be sent again."))
 
 
 @admin.register(EmailDelivery)
@@ -70,20 +62,13 @@ class EmailDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ("resend_email",)
 
     def has_resend_permission(self, request):
-        # Fields stay read-only for everyone; sending again takes the model's change permission.
-        return request.user.has_perm("notifications.change_emaildelivery")
+        # Fields stay read-only for everyone; sending again takes its own permission.
+        return request.user.has_perm("notifications.resend_email")
 
     @admin.action(description=_("Resend the selected emails"), permissions=["resend"])
     def resend_email(self, request, queryset):
-        done, failures = 0, []
-        for delivery_id in queryset.values_list("id", flat=True):
-            try:
-                email_delivery_resend(delivery_id=delivery_id)
-            except ShopError as error:
-                failures.append((f"#{delivery_id}", error.message))
-            else:
-                done += 1
-        _report(self, request, done=done, failures=failures)
+        rows = [ActionRow(pk, f"#{pk}") for pk in queryset.values_list("id", flat=True)]
+        run_on_each(self, request, rows, lambda row: _resend(email_delivery_resend, delivery_id=row.pk))
 
 
 @admin.register(OutboxEvent)
@@ -108,7 +93,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ("resend_email",)
 
     def has_resend_permission(self, request):
-        return request.user.has_perm("notifications.change_outboxevent")
+        return request.user.has_perm("notifications.resend_email")
 
     @admin.display(description=_("payload"))
     def pretty_payload(self, obj):
@@ -122,12 +107,6 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         description=_("Publish the selected events again and resend their emails"), permissions=["resend"]
     )
     def resend_email(self, request, queryset):
-        done, failures = 0, []
-        for event_id in queryset.values_list("event_id", flat=True):
-            try:
-                outbox_event_resend(event_id=event_id)
-            except ShopError as error:
-                failures.append((str(event_id), error.message))
-            else:
-                done += 1
-        _report(self, request, done=done, failures=failures)
+        events = dict(queryset.values_list("id", "event_id"))
+        rows = [ActionRow(pk, str(event_id)) for pk, event_id in events.items()]
+        run_on_each(self, request, rows, lambda row: _resend(outbox_event_resend, event_id=events[row.pk]))

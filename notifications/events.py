@@ -56,6 +56,13 @@ REASON_TEXT = {
         _("You cancelled the order."),
         _("You can place a new order at any time."),
     ),
+    FailureReason.CANCELLED_BY_STAFF: (
+        _("We cancelled the order: we could not complete it."),
+        _(
+            "Nothing was charged. If you still want these products, place the order again, or reply "
+            "to this email and we will help."
+        ),
+    ),
 }
 UNKNOWN_REASON_TEXT = (
     _("The order could not be completed."),

@@ -87,6 +87,7 @@ class EmailDelivery(models.Model):
         ordering = ["-id"]
         verbose_name = _("email delivery")
         verbose_name_plural = _("email deliveries")
+        permissions = [("resend_email", _("Can send outcome emails again"))]
 
     def __str__(self):
         return f"{self.type} email for order #{self.order_id} ({self.status})"

@@ -6,22 +6,28 @@ checkout keeps.
 """
 
 import json
-import logging
 
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from inventory.models import ReservedStock
 from notifications.admin import EmailDeliveryInline
-from orders.models import FailureReason, Order, OrderLine, OrderStatus
+from notifications.services import email_resend_order_outcome
+from orders.models import Order, OrderLine, OrderStatus
+from orders.services import order_cancel_by_staff
+from payments.admin import refund_order_payment
 from payments.models import Payment, PaymentStatus
-from shop.admin_mixins import ReadOnlyAdminMixin
-from shop.errors import ShopError
-
-logger = logging.getLogger(__name__)
+from shop.admin_mixins import (
+    ActionRow,
+    ReadOnlyAdminMixin,
+    confirm_then_run_on_each,
+    done,
+    run_on_each,
+    skipped,
+)
 
 
 class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
@@ -44,6 +50,7 @@ class OrderLineInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 class PaymentInline(ReadOnlyInlineMixin, admin.StackedInline):
     model = Payment
+    verbose_name_plural = _("payment")  # an order has one: the heading says so
     fields = (
         "status",
         "amount",
@@ -105,7 +112,7 @@ class PaymentStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "user_email",
@@ -153,27 +160,6 @@ class OrderAdmin(admin.ModelAdmin):
 
     inlines = (OrderLineInline, PaymentInline, ReservedStockInline, EmailDeliveryInline)
 
-    def has_add_permission(self, request):
-        return False  # orders are placed by shoppers, through the checkout
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Every field is read-only: there is nothing to save, only actions to run from the list.
-        extra_context = {
-            **(extra_context or {}),
-            "show_save": False,
-            "show_save_and_continue": False,
-            "show_save_and_add_another": False,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # an order, its payment and its emails are the shop's records
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     @admin.display(description=_("shopper"), ordering="user__email")
     def user_email(self, obj):
         return obj.user.email or obj.user.get_username()
@@ -189,117 +175,95 @@ class OrderAdmin(admin.ModelAdmin):
             return "-"
         return _time_left(obj.reserved_until)
 
-    # --- actions: each goes through a service, order by order ------------------------------------
+    # --- actions: each goes through a service, order by order, and says what happened to each ------
 
-    def _report(self, request, *, done: int, done_message, skipped: int, skipped_message, failures):
-        if done:
-            self.message_user(request, done_message % {"count": done}, messages.SUCCESS)
-        if skipped:
-            self.message_user(request, skipped_message % {"count": skipped}, messages.WARNING)
-        for order_id, error in failures:
-            self.message_user(
-                request,
-                _("Order #%(id)s: %(error)s") % {"id": order_id, "error": error},
-                messages.ERROR,
-            )
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("orders.cancel_order")
+
+    def has_refund_permission(self, request):
+        return request.user.has_perm("payments.refund_payment")
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("notifications.resend_email")
 
     @admin.action(
-        description=_("Cancel the selected pending orders (stock goes back)"), permissions=["change"]
+        description=_("Cancel the selected pending orders (stock goes back)"), permissions=["cancel"]
     )
     def cancel_pending_orders(self, request, queryset):
-        from orders.services import order_fail
+        rows = [_order_row(order) for order in queryset.select_related("user", "payment").order_by("pk")]
 
-        done, skipped, failures = 0, 0, []
-        for order_id, status in queryset.values_list("id", "status"):
-            if status != OrderStatus.PENDING:
-                skipped += 1
-                continue
-            try:
-                order = order_fail(order_id=order_id, reason=FailureReason.CANCELLED_BY_SHOPPER)
-            except ShopError as error:
-                failures.append((order_id, error.message))
-                continue
-            if order.status == OrderStatus.FAILED:
-                done += 1
-            else:
-                skipped += 1
-        self._report(
+        def cancel(row):
+            if queryset.model.objects.filter(pk=row.pk, status=OrderStatus.PENDING).exists():
+                order_cancel_by_staff(order_id=row.pk)
+                self.log_change(request, queryset.model(pk=row.pk), gettext("Cancelled by staff."))
+                return done(gettext("cancelled; its stock went back on sale and the shopper is told."))
+            return skipped(gettext("not pending, left as it is."))
+
+        return confirm_then_run_on_each(
+            self,
             request,
-            done=done,
-            done_message=ngettext("%(count)d order was cancelled.", "%(count)d orders were cancelled.", done),
-            skipped=skipped,
-            skipped_message=ngettext(
-                "%(count)d order was not pending and was left as it is.",
-                "%(count)d orders were not pending and were left as they are.",
-                skipped,
+            rows,
+            cancel,
+            title=gettext("Cancel orders"),
+            question=gettext(
+                "Cancel these orders? Pending ones fail with the reason “cancelled by the shop”, their "
+                "stock goes back on sale and each shopper gets an email. Orders that are no longer pending "
+                "are left as they are."
             ),
-            failures=failures,
+            confirm=gettext("Yes, cancel them"),
         )
 
-    @admin.action(description=_("Refund the payment of the selected orders"), permissions=["change"])
+    @admin.action(description=_("Refund the payment of the selected orders"), permissions=["refund"])
     def refund_payments(self, request, queryset):
-        from payments.services import payment_refund
+        rows = [_order_row(order) for order in queryset.select_related("user", "payment").order_by("pk")]
 
-        done, skipped, failures = 0, 0, []
-        for order in queryset.select_related("payment"):
-            payment = getattr(order, "payment", None)
-            if payment is None or payment.status != PaymentStatus.SUCCESS:
-                skipped += 1
-                continue
-            try:
-                payment_refund(order_id=order.pk)
-            except ShopError as error:
-                failures.append((order.pk, error.message))
-            except Exception:
-                logger.exception("admin refund of order %s failed", order.pk)
-                failures.append((order.pk, _("the refund failed; see the logs.")))
-            else:
-                done += 1
-        self._report(
+        def refund(row):
+            outcome = refund_order_payment(row.pk)
+            if outcome.level == messages.SUCCESS:
+                self.log_change(request, queryset.model(pk=row.pk), gettext("Payment refunded by staff."))
+            return outcome
+
+        return confirm_then_run_on_each(
+            self,
             request,
-            done=done,
-            done_message=ngettext(
-                "%(count)d payment was refunded.", "%(count)d payments were refunded.", done
+            rows,
+            refund,
+            title=gettext("Refund payments"),
+            question=gettext(
+                "Refund the captured payments of these orders through PayPal? The money goes back to each "
+                "shopper at once and cannot be taken again. Orders without a captured payment are left as "
+                "they are."
             ),
-            skipped=skipped,
-            skipped_message=ngettext(
-                "%(count)d order has no captured payment to refund.",
-                "%(count)d orders have no captured payment to refund.",
-                skipped,
-            ),
-            failures=failures,
+            confirm=gettext("Yes, refund them"),
         )
 
     @admin.action(
-        description=_("Send the outcome email of the selected orders again"), permissions=["change"]
+        description=_("Send the outcome email of the selected orders again"), permissions=["resend"]
     )
     def resend_outcome_emails(self, request, queryset):
-        from notifications.services import email_resend_order_outcome
+        def resend(row):
+            if queryset.model.objects.filter(pk=row.pk, status=OrderStatus.PENDING).exists():
+                return skipped(gettext("still pending: no outcome email yet."))
+            email_resend_order_outcome(order_id=row.pk)
+            return done(gettext("the email will be sent again."))
 
-        done, skipped, failures = 0, 0, []
-        for order_id, status in queryset.values_list("id", "status"):
-            if status == OrderStatus.PENDING:
-                skipped += 1  # no outcome yet, so no email to send
-                continue
-            try:
-                email_resend_order_outcome(order_id=order_id)
-            except ShopError as error:
-                failures.append((order_id, error.message))
-            else:
-                done += 1
-        self._report(
-            request,
-            done=done,
-            done_message=ngettext(
-                "The email of %(count)d order will be sent again.",
-                "The emails of %(count)d orders will be sent again.",
-                done,
-            ),
-            skipped=skipped,
-            skipped_message=ngettext(
-                "%(count)d order is still pending and has no outcome email yet.",
-                "%(count)d orders are still pending and have no outcome email yet.",
-                skipped,
-            ),
-            failures=failures,
-        )
+        rows = [
+            ActionRow(pk, _order_label(pk)) for pk in queryset.order_by("pk").values_list("pk", flat=True)
+        ]
+        run_on_each(self, request, rows, resend)
+
+
+def _order_label(order_id: int) -> str:
+    return gettext("Order #%(id)s") % {"id": order_id}
+
+
+def _order_row(order: Order) -> ActionRow:
+    payment = getattr(order, "payment", None)
+    detail = gettext("%(total)s %(currency)s, %(status)s, payment %(payment)s, %(shopper)s") % {
+        "total": order.total,
+        "currency": order.currency,
+        "status": order.get_status_display(),
+        "payment": payment.get_status_display() if payment is not None else "-",
+        "shopper": order.user.email or order.user.get_username(),
+    }
+    return ActionRow(order.pk, _order_label(order.pk), detail)

@@ -19,6 +19,7 @@ class FailureReason(models.TextChoices):
     RESERVATION_EXPIRED = "reservation_expired", _("The order was not paid in time and its hold expired.")
     GATEWAY_ERROR = "gateway_error", _("PayPal could not be reached.")
     CANCELLED_BY_SHOPPER = "cancelled_by_shopper", _("You cancelled the order.")
+    CANCELLED_BY_STAFF = "cancelled_by_staff", _("The shop cancelled the order.")
 
 
 class Order(models.Model):
@@ -47,6 +48,7 @@ class Order(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("order")
         verbose_name_plural = _("orders")
+        permissions = [("cancel_order", _("Can cancel pending orders"))]
         indexes = [models.Index(fields=["status", "reserved_until"], name="order_status_reserved_until")]
         constraints = [
             models.UniqueConstraint(

@@ -309,6 +309,16 @@ def order_cancel(*, user, order_id: int) -> Order:
     return _fail_locked(order, reason=FailureReason.CANCELLED_BY_SHOPPER)
 
 
+@transaction.atomic
+def order_cancel_by_staff(*, order_id: int) -> Order:
+    """Staff cancel a pending order (``cancelled_by_staff``): its stock returns and the shopper is
+    told the shop cancelled it. Raises ``OrderNotPending`` on an order that is already final."""
+    order = _lock_for_update(order_id)
+    if order.status != OrderStatus.PENDING:
+        raise OrderNotPending(status=order.status)
+    return _fail_locked(order, reason=FailureReason.CANCELLED_BY_STAFF)
+
+
 # --- Expiring ------------------------------------------------------------------------------------
 
 

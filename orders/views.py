@@ -64,6 +64,9 @@ def _next_step(order: Order) -> str:
         ),
         FailureReason.GATEWAY_ERROR: _("Nothing was charged. Please try again in a few minutes."),
         FailureReason.CANCELLED_BY_SHOPPER: _("Nothing was charged and the items went back on sale."),
+        FailureReason.CANCELLED_BY_STAFF: _(
+            "The shop cancelled this order. Nothing was charged; you can order the items again."
+        ),
     }.get(order.failure_reason, _("Nothing was charged. You can place a new order at any time."))
 
 

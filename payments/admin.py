@@ -1,34 +1,50 @@
 """Staff see payments and PayPal webhook events; nobody edits money by hand.
 
-Every field is read-only: states change only through the services (the refund action below, or the
-order admin's actions).
+Both are read-only (no add, change or delete; a POST to a change page is refused): states change
+only through the services, here the refund action (with a confirmation page), which needs the
+``payments.refund_payment`` permission.
 """
 
-import logging
-
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from payments.models import Payment, PaymentStatus, WebhookEvent
-from shop.errors import ShopError
+from payments.services import payment_refund
+from shop.admin_mixins import (
+    ActionRow,
+    ReadOnlyAdminMixin,
+    RowOutcome,
+    confirm_then_run_on_each,
+    done,
+    skipped,
+)
 
-logger = logging.getLogger(__name__)
+
+def refund_order_payment(order_id: int) -> RowOutcome:
+    """The refund actions' work for one order: refund its captured payment, or say why not."""
+    payment = Payment.objects.filter(order_id=order_id).only("status").first()
+    if payment is None or payment.status != PaymentStatus.SUCCESS:
+        return skipped(gettext("no captured payment to refund."))
+    refunded = payment_refund(order_id=order_id)
+    return done(
+        gettext("%(amount)s %(currency)s refunded through PayPal.")
+        % {"amount": refunded.amount, "currency": refunded.currency}
+    )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+def _payment_row(payment: Payment) -> ActionRow:
+    detail = gettext("%(amount)s %(currency)s, %(status)s, order #%(order)s") % {
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "status": payment.get_status_display(),
+        "order": payment.order_id,
+    }
+    return ActionRow(payment.pk, gettext("Payment #%(id)s") % {"id": payment.pk}, detail)
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "order",
@@ -46,41 +62,33 @@ class PaymentAdmin(ReadOnlyAdmin):
     ordering = ("-created_at", "-id")
     actions = ("refund_through_paypal",)
 
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_refund_permission(self, request):
+        return request.user.has_perm("payments.refund_payment")
+
     @admin.action(
-        description=_("Refund the selected captured payments through PayPal"), permissions=["change"]
+        description=_("Refund the selected captured payments through PayPal"), permissions=["refund"]
     )
     def refund_through_paypal(self, request, queryset):
-        from payments.services import payment_refund
-
-        done, skipped = 0, 0
-        for payment in queryset.only("id", "order_id", "status"):
-            if payment.status != PaymentStatus.SUCCESS:
-                skipped += 1
-                continue
-            try:
-                payment_refund(order_id=payment.order_id)
-            except ShopError as error:
-                self.message_user(
-                    request,
-                    _("Payment #%(id)s: %(error)s") % {"id": payment.pk, "error": error.message},
-                    messages.ERROR,
-                )
-            else:
-                done += 1
-        if done:
-            message = ngettext("%(count)d payment was refunded.", "%(count)d payments were refunded.", done)
-            self.message_user(request, message % {"count": done}, messages.SUCCESS)
-        if skipped:
-            message = ngettext(
-                "%(count)d payment was not captured and was left as it is.",
-                "%(count)d payments were not captured and were left as they are.",
-                skipped,
-            )
-            self.message_user(request, message % {"count": skipped}, messages.WARNING)
+        payments = {payment.pk: payment for payment in queryset.order_by("pk")}
+        return confirm_then_run_on_each(
+            self,
+            request,
+            [_payment_row(payment) for payment in payments.values()],
+            lambda row: refund_order_payment(payments[row.pk].order_id),
+            title=gettext("Refund payments"),
+            question=gettext(
+                "Refund these payments through PayPal? The money goes back to each shopper at once and "
+                "cannot be taken again. Payments that are not captured are left as they are."
+            ),
+            confirm=gettext("Yes, refund them"),
+        )
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
+class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "event_id",
         "event_type",
@@ -95,5 +103,5 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_select_related = ("payment",)
     date_hierarchy = "received_at"
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]

@@ -40,6 +40,7 @@ class Payment(models.Model):
     class Meta:
         verbose_name = _("payment")
         verbose_name_plural = _("payments")
+        permissions = [("refund_payment", _("Can refund captured payments through PayPal"))]
 
     def __str__(self):
         return f"Payment {self.transaction_id} ({self.status})"

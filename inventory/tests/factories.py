@@ -2,13 +2,16 @@ from decimal import Decimal
 
 import factory
 
-from inventory.models import Product, Stock
+from inventory.models import Product
+from inventory.services import product_create
 
 
 class ProductFactory(factory.django.DjangoModelFactory):
+    """A product created the way the shop creates every product: through ``product_create``, with
+    its stock row and its opening balance in the ledger (``on_hand`` units, 10 unless given)."""
+
     class Meta:
         model = Product
-        skip_postgeneration_save = True
 
     sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
     name = factory.Sequence(lambda n: f"Product {n}")
@@ -16,8 +19,9 @@ class ProductFactory(factory.django.DjangoModelFactory):
     price = Decimal("10.00")
     currency = "USD"
     is_active = True
+    on_hand = 10
 
-    @factory.post_generation
-    def on_hand(product, create, extracted, **kwargs):
-        if create:
-            Stock.objects.create(product=product, on_hand=10 if extracted is None else extracted)
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        kwargs["price"] = Decimal(str(kwargs["price"]))
+        return product_create(**kwargs)

@@ -52,7 +52,7 @@ def test_resend_action_resets_the_delivery_and_requeues_its_event(admin_client, 
     )
 
     assert response.status_code == 200
-    assert "1 email will be sent again." in response.content.decode()
+    assert f"#{sent.pk}: the email will be sent again." in response.content.decode()
     sent.refresh_from_db()
     assert (sent.status, sent.attempts, sent.sent_at) == (DeliveryStatus.PENDING, 0, None)
     assert OutboxEvent.objects.get(event_id=sent.event_id).published_at is None

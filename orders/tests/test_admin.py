@@ -1,7 +1,6 @@
 """The staff admin of orders: only staff get in; staff find orders and act on them through services."""
 
 import re
-import sys
 import types
 
 import pytest
@@ -11,6 +10,7 @@ from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
 from orders.models import Order
 from orders.services import order_complete, order_fail, order_place
+from payments.models import Payment
 
 pytestmark = pytest.mark.django_db
 
@@ -106,42 +106,48 @@ def test_staff_cannot_add_or_delete_orders(staff_client, orders):
     assert "delete_selected" not in page
 
 
-def test_cancel_action_fails_pending_orders_through_the_service(staff_client, orders):
-    response = staff_client.post(
-        CHANGELIST,
-        {"action": "cancel_pending_orders", "_selected_action": [orders.pending.pk, orders.paid.pk]},
-        follow=True,
-    )
+def test_cancel_action_asks_first_then_cancels_pending_orders_as_staff(staff_client, orders):
+    selected = {"action": "cancel_pending_orders", "_selected_action": [orders.pending.pk, orders.paid.pk]}
+    confirmation = staff_client.post(CHANGELIST, selected)
+    assert confirmation.status_code == 200
+    page = confirmation.content.decode()
+    assert "Yes, cancel them" in page
+    assert f"Order #{orders.pending.pk}" in page and f"Order #{orders.paid.pk}" in page
+    assert "20.00 USD" in page  # the pending order's amount (2 × 10.00)
+    assert Order.objects.get(pk=orders.pending.pk).status == "PENDING"  # nothing happened yet
+
+    response = staff_client.post(CHANGELIST, {**selected, "post": "yes"}, follow=True)
     page = response.content.decode()
-    assert "1 order was cancelled." in page
-    assert "1 order was not pending and was left as it is." in page
+    assert f"Order #{orders.pending.pk}: cancelled" in page
+    assert f"Order #{orders.paid.pk}: not pending, left as it is." in page
     pending = Order.objects.get(pk=orders.pending.pk)
-    assert (pending.status, pending.failure_reason) == ("FAILED", "cancelled_by_shopper")
+    assert (pending.status, pending.failure_reason) == ("FAILED", "cancelled_by_staff")
     assert pending.payment.status == "FAILED"
     assert Order.objects.get(pk=orders.paid.pk).status == "SUCCESS"
     stock = Stock.objects.get(pk=orders.mug.pk)
     assert (stock.on_hand, stock.reserved) == (9, 0)  # the paid unit left; the held two came back
 
 
-def test_refund_action_calls_the_payment_service_for_captured_payments_only(
-    staff_client, orders, monkeypatch
-):
+def test_refund_action_asks_first_then_refunds_captured_payments_only(staff_client, orders, monkeypatch):
     refunded = []
-    fake = types.ModuleType("payments.services")
-    fake.payment_refund = lambda *, order_id: refunded.append(order_id)
-    monkeypatch.setitem(sys.modules, "payments.services", fake)
-    response = staff_client.post(
-        CHANGELIST,
-        {
-            "action": "refund_payments",
-            "_selected_action": [orders.pending.pk, orders.paid.pk, orders.failed.pk],
-        },
-        follow=True,
-    )
-    page = response.content.decode()
+
+    def payment_refund(*, order_id):
+        refunded.append(order_id)
+        return Payment.objects.get(order_id=order_id)
+
+    monkeypatch.setattr("payments.admin.payment_refund", payment_refund)
+    selected = {
+        "action": "refund_payments",
+        "_selected_action": [orders.pending.pk, orders.paid.pk, orders.failed.pk],
+    }
+    confirmation = staff_client.post(CHANGELIST, selected)
+    assert "Yes, refund them" in confirmation.content.decode() and refunded == []
+
+    page = staff_client.post(CHANGELIST, {**selected, "post": "yes"}, follow=True).content.decode()
     assert refunded == [orders.paid.pk]
-    assert "1 payment was refunded." in page
-    assert "2 orders have no captured payment to refund." in page
+    assert f"Order #{orders.paid.pk}: 10.00 USD refunded through PayPal." in page
+    assert f"Order #{orders.pending.pk}: no captured payment to refund." in page
+    assert f"Order #{orders.failed.pk}: no captured payment to refund." in page
 
 
 def test_refund_action_reports_service_errors(staff_client, orders, monkeypatch):
@@ -150,11 +156,11 @@ def test_refund_action_reports_service_errors(staff_client, orders, monkeypatch)
     def payment_refund(*, order_id):
         raise ShopError("PayPal said no.")
 
-    fake = types.ModuleType("payments.services")
-    fake.payment_refund = payment_refund
-    monkeypatch.setitem(sys.modules, "payments.services", fake)
+    monkeypatch.setattr("payments.admin.payment_refund", payment_refund)
     response = staff_client.post(
-        CHANGELIST, {"action": "refund_payments", "_selected_action": [orders.paid.pk]}, follow=True
+        CHANGELIST,
+        {"action": "refund_payments", "_selected_action": [orders.paid.pk], "post": "yes"},
+        follow=True,
     )
     assert f"Order #{orders.paid.pk}: PayPal said no." in response.content.decode()
 
@@ -194,8 +200,8 @@ def test_resend_action_requeues_the_outcome_email(staff_client, orders):
         follow=True,
     )
     page = response.content.decode()
-    assert "The email of 1 order will be sent again." in page
-    assert "1 order is still pending and has no outcome email yet." in page
+    assert f"Order #{orders.failed.pk}: the email will be sent again." in page
+    assert f"Order #{orders.pending.pk}: still pending: no outcome email yet." in page
     failed_event = OutboxEvent.objects.filter(order=orders.failed).latest("id")
     assert failed_event.published_at is None  # back in the outbox: the relay publishes it again
     assert OutboxEvent.objects.get(order=orders.paid).published_at is not None  # not selected

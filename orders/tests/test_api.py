@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from inventory.models import ReservedStock, Stock
 from inventory.tests.factories import ProductFactory
 from orders.models import Order, OrderLine
-from orders.services import order_place
+from orders.services import order_cancel_by_staff, order_place
 from payments.models import Payment
 
 # Placement runs on the worker pool's threads, which only see committed rows.
@@ -362,3 +362,14 @@ def test_openapi_schema_documents_the_api(api_client):
     post = schema["paths"]["/api/orders/"]["post"]
     assert {"201", "400", "409", "503"} <= set(post["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+
+
+def test_a_staff_cancel_shows_its_own_reason_in_the_api(auth_client, user):
+    order = order_place(user=user, lines=[{"product": ProductFactory(on_hand=2).pk, "quantity": 1}])
+    order_cancel_by_staff(order_id=order.pk)
+    body = auth_client.get(f"/api/orders/{order.pk}/").json()
+    assert (body["status"], body["failure_reason"], body["payment"]["status"]) == (
+        "FAILED",
+        "cancelled_by_staff",
+        "FAILED",
+    )

@@ -39,14 +39,19 @@ def test_payments_are_listed_and_read_only(staff_client, paid_order):
     assert Payment.objects.filter(pk=payment.pk).exists()
 
 
-def test_refund_action_refunds_through_paypal(staff_client, paid_order, paypal):
-    response = staff_client.post(
-        "/admin/payments/payment/",
-        {"action": "refund_through_paypal", "_selected_action": [paid_order.payment.pk]},
-        follow=True,
-    )
+def test_refund_action_asks_first_then_refunds_through_paypal(staff_client, paid_order, paypal):
+    selected = {"action": "refund_through_paypal", "_selected_action": [paid_order.payment.pk]}
+    confirmation = staff_client.post("/admin/payments/payment/", selected)
+    assert confirmation.status_code == 200
+    assert "Yes, refund them" in confirmation.content.decode()
+    assert f"{paid_order.payment.amount} USD" in confirmation.content.decode()
+    assert Payment.objects.get(pk=paid_order.payment.pk).status == PaymentStatus.SUCCESS
+
+    response = staff_client.post("/admin/payments/payment/", {**selected, "post": "yes"}, follow=True)
     assert response.status_code == 200
-    assert "1 payment was refunded." in response.content.decode()
+    assert f"Payment #{paid_order.payment.pk}: {paid_order.payment.amount} USD refunded through PayPal." in (
+        response.content.decode()
+    )
     payment = Payment.objects.get(pk=paid_order.payment.pk)
     assert payment.status == PaymentStatus.REFUNDED
     assert paypal.order(payment.provider_order_id)["order"]["purchase_units"][0]["payments"]["refunds"]

@@ -180,7 +180,15 @@ def test_staff_find_the_order_in_admin_and_refund_it(
         label="Refund the payment of the selected orders"
     )
     page.get_by_role("button", name="Go").click()
-    expect(page.locator("ul.messagelist")).to_contain_text("1 payment was refunded.")
+    expect(page.get_by_role("heading", name="Refund payments")).to_be_visible()
+    expect(page.locator("table.confirm-action-rows")).to_contain_text("25.00 USD")
+    screenshot(page, "confirm-refund")
+    payment.refresh_from_db()
+    assert payment.status == "SUCCESS"  # nothing moved before staff confirm
+    page.get_by_role("button", name="Yes, refund them").click()
+    expect(page.locator("ul.messagelist")).to_contain_text(
+        f"Order #{order.pk}: 25.00 USD refunded through PayPal."
+    )
     screenshot(page, "refunded")
     payment.refresh_from_db()
     assert payment.status == "REFUNDED" and payment.refund_id
