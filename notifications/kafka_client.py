@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -30,6 +31,7 @@ __all__ = [
     "producer_discard",
     "producer_get",
     "publish",
+    "topic_read_all",
     "topics_ensure",
 ]
 
@@ -153,6 +155,37 @@ def consumer_create(
         max_poll_interval_ms=max(settings.KAFKA_MAX_POLL_INTERVAL_MS, session_timeout_ms),
         bootstrap_timeout_ms=max(settings.KAFKA_PRODUCER_TIMEOUT_MS, 10000),
     )
+
+
+def topic_read_all(*, topic: str, idle: float = 1.0, timeout: float = 30.0) -> list:
+    """Every record of ``topic`` from its beginning, read without a consumer group (nothing is
+    committed). Reading stops once no record came for ``idle`` seconds, or after ``timeout``.
+
+    (Not by end offsets: the bundled broker answers ListOffsets "latest" wrongly for batches.)
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=_bootstrap_servers(),
+        group_id=None,
+        client_id="shop-dlq-reader",
+        enable_auto_commit=False,
+        bootstrap_timeout_ms=max(settings.KAFKA_PRODUCER_TIMEOUT_MS, 10000),
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        if not assigned:
+            return []
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        records, deadline = [], time.monotonic() + timeout
+        last_record = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_record < idle:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+                last_record = time.monotonic()
+        return sorted(records, key=lambda record: (record.timestamp, record.partition, record.offset))
+    finally:
+        consumer.close(autocommit=False)
 
 
 def consumer_is_stable(consumer: KafkaConsumer) -> bool:
