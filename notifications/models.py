@@ -37,6 +37,8 @@ class OutboxEvent(models.Model):
         indexes = [
             # The relay's query: only the (few) rows still waiting are indexed.
             models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="outbox_unpublished"),
+            # Reconciliation and retention read published rows by age.
+            models.Index(fields=["published_at"], name="outbox_published_at"),
         ]
 
     def __str__(self):

@@ -14,11 +14,12 @@ import logging
 import smtplib
 import uuid
 from collections import defaultdict
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from notifications import emails, kafka_client
@@ -235,6 +236,60 @@ def email_resend_order_outcome(*, order_id: int) -> OutboxEvent:
     if latest is None:
         return outbox_record_order_outcome(order=order)
     return _event_resend(event_id=latest.event_id, order=order)
+
+
+# --- Reconciliation and retention ------------------------------------------------------------------
+
+
+def outbox_reconcile(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Publish again the events that Kafka acknowledged more than ``EMAIL_RECONCILE_AFTER_SECONDS``
+    ago but that no consumer has recorded a delivery for: the broker may have lost them (the bundled
+    one keeps messages in memory). The consumer de-duplicates by event id, so an event that was only
+    late is not emailed twice. Returns how many events were put back in the outbox and published."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.EMAIL_RECONCILE_AFTER_SECONDS)
+    kept = now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    undelivered = (
+        OutboxEvent.objects.filter(published_at__lte=stale, published_at__gt=kept)
+        .exclude(Exists(EmailDelivery.objects.filter(event_id=OuterRef("event_id"))))
+        .order_by("id")
+    )
+    requeued, last_id = 0, 0
+    while True:
+        ids = list(undelivered.filter(id__gt=last_id).values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        last_id = ids[-1]
+        requeued += OutboxEvent.objects.filter(id__in=ids, published_at__lte=stale).update(
+            published_at=None, last_error="published again: no delivery record"
+        )
+    if requeued:
+        logger.warning("outbox: %d published events have no delivery record; publishing them again", requeued)
+        outbox_publish_pending()
+    return requeued
+
+
+def outbox_purge(*, now: datetime | None = None, batch_size: int = 1000) -> tuple[int, int]:
+    """Delete, in batches, published outbox events and finished email deliveries older than
+    ``OUTBOX_RETENTION_DAYS``; answers how many of each. Unpublished events and deliveries still
+    being tried are kept whatever their age."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    events = _delete_in_batches(OutboxEvent.objects.filter(published_at__lt=cutoff), batch_size)
+    deliveries = _delete_in_batches(
+        EmailDelivery.objects.filter(updated_at__lt=cutoff).exclude(status=DeliveryStatus.PENDING), batch_size
+    )
+    if events or deliveries:
+        logger.info("outbox: deleted %d events and %d deliveries older than %s", events, deliveries, cutoff)
+    return events, deliveries
+
+
+def _delete_in_batches(queryset, batch_size: int) -> int:
+    deleted = 0
+    while True:
+        ids = list(queryset.order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += queryset.model.objects.filter(id__in=ids).delete()[0]
 
 
 # --- Emails --------------------------------------------------------------------------------------

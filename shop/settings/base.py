@@ -195,6 +195,11 @@ OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
 OUTBOX_PUBLISH_BATCH_SIZE = env.int("OUTBOX_PUBLISH_BATCH_SIZE", default=100)
 EMAIL_RETRY_BACKOFF_SECONDS = env.float("EMAIL_RETRY_BACKOFF_SECONDS", default=1.0)
 EMAIL_RETRY_BACKOFF_MAX_SECONDS = env.float("EMAIL_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
+# Published outbox events and email delivery records older than this are deleted (beat task).
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+# A published event with no delivery record after this long is published again (a broker that lost
+# acknowledged messages loses no email; the consumer de-duplicates by event id).
+EMAIL_RECONCILE_AFTER_SECONDS = env.int("EMAIL_RECONCILE_AFTER_SECONDS", default=900)
 
 # --- Celery ------------------------------------------------------------------------------------
 # The default is kombu's filesystem transport: no Redis needed to run the shop locally.
