@@ -20,7 +20,7 @@ def links(body: dict) -> dict[str, str]:
 
 def test_approve_links_use_the_public_url_and_the_api_links_the_bind_address():
     simulator = PayPalSimulator(
-        host="0.0.0.0", port=0, client_id="c", client_secret="s", public_url="http://localhost:8001/"
+        host="127.0.0.1", port=0, client_id="c", client_secret="s", public_url="http://localhost:8001/"
     ).start()
     try:
         local = f"http://127.0.0.1:{simulator.port}"
@@ -35,7 +35,7 @@ def test_approve_links_use_the_public_url_and_the_api_links_the_bind_address():
         hrefs = links(created.json())
         assert hrefs["approve"] == f"http://localhost:8001/checkoutnow?token={order_id}"
         assert hrefs["payer-action"] == hrefs["approve"]
-        assert hrefs["self"] == f"http://0.0.0.0:{simulator.port}/v2/checkout/orders/{order_id}"
+        assert hrefs["self"] == f"{local}/v2/checkout/orders/{order_id}"
         # The page itself is served wherever the simulator listens.
         page = requests.get(f"{local}/checkoutnow?token={order_id}", timeout=5)
         assert page.status_code == 200 and "Approve" in page.text
