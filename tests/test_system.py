@@ -37,6 +37,7 @@ from psycopg2 import sql as psql
 
 from inventory.models import ReservedStock, Stock
 from notifications.models import EmailDelivery, OutboxEvent
+from notifications.tests.helpers import wait_until
 from orders.models import Order, OrderLine
 from payments.models import Payment
 from tests.fixtures.stack import (
@@ -45,7 +46,6 @@ from tests.fixtures.stack import (
     children,
     pid_with_local_port,
     procfile,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(420)]
@@ -75,15 +75,22 @@ class Observed:
     done: int = 0
 
     def note(self, method: str, kind: str, response: requests.Response) -> None:
+        busy = kind == "orders" and is_busy(response)
         with self.lock:
             self.answers[(method, kind, response.status_code)] += 1
-            if response.status_code == 503 and method == "POST" and kind == "orders":
-                body = response.json()
-                if body.get("code") == "busy" and int(response.headers.get("Retry-After", "0")) > 0:
-                    self.busy += 1
-                    return
-            if response.status_code >= 500:
+            self.busy += busy
+            if response.status_code >= 500 and not busy:
                 self.unexpected.append(f"{method} {kind}: {response.status_code} {response.text[:200]}")
+
+
+def is_busy(response: requests.Response) -> bool:
+    """The documented answer of a full order queue: 503 {"code": "busy"} with Retry-After."""
+    return (
+        response.status_code == 503
+        and response.headers.get("Content-Type") == "application/json"
+        and response.json().get("code") == "busy"
+        and int(response.headers.get("Retry-After", "0")) > 0
+    )
 
 
 class Client:
@@ -119,7 +126,7 @@ class Client:
         first = True
         while True:
             response = self.request("POST", url, "orders", json={"lines": lines}, headers=headers)
-            if first and barrier is not None and response.status_code == 503:
+            if first and barrier is not None and is_busy(response):
                 with self.observed.lock:
                     self.observed.burst_busy += 1
             first = False
@@ -264,6 +271,14 @@ def start(stack: ProductionStack, users: int) -> list[str]:
     return json.loads(line.removeprefix("TOKENS="))
 
 
+def wait(stack: ProductionStack, condition, *, timeout: float, message: str, interval: float = 0.5):
+    """``wait_until``, and on timeout the end of every process's log in the failure."""
+    try:
+        return wait_until(condition, timeout=timeout, interval=interval, message=message)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{stack.logs_tail()}") from None
+
+
 def wait_until_healthy(stack: ProductionStack, *names: str, timeout: float = 90) -> None:
     """Every process answers its docker-compose.yml health check."""
     service_of = {"web": "web", "worker": "worker", "beat": "beat"}
@@ -274,7 +289,7 @@ def wait_until_healthy(stack: ProductionStack, *names: str, timeout: float = 90)
             assert stack.alive(name), f"{name} exited:\n{stack.log(name)}"
             return stack.probe(service, name).returncode == 0
 
-        wait_for(healthy, timeout=timeout, message=f"{name} to pass its health check\n{stack.logs_tail()}")
+        wait(stack, healthy, timeout=timeout, message=f"{name} to pass its health check")
 
 
 def ready(stack: ProductionStack) -> dict:
@@ -285,7 +300,7 @@ def ready(stack: ProductionStack) -> dict:
             return None
         return response.json() if response.status_code == 200 else None
 
-    return wait_for(answer, timeout=60, message=f"/health/ready to answer 200\n{stack.logs_tail()}")
+    return wait(stack, answer, timeout=60, message="/health/ready to answer 200")
 
 
 def plan(count: int, products: list[dict], rng: random.Random) -> list[tuple[str, list[dict]]]:
@@ -314,7 +329,7 @@ def kill_a_consumer_while_it_sends(stack: ProductionStack) -> str:
     sink = stack.smtp
     sink.hold_rcpt(after_messages=len(sink.messages))
     try:
-        wait_for(sink.holding.is_set, timeout=60, message="an email consumer in the middle of sending")
+        wait_until(sink.holding.is_set, timeout=60, message="an email consumer in the middle of sending")
         peer_port = sink.held_peers[0][1]
         consumers = {stack.processes[name].pid: name for name in ("email-1", "email-2")}
         pid = pid_with_local_port(peer_port, list(consumers))
@@ -329,12 +344,12 @@ def kill_a_consumer_while_it_sends(stack: ProductionStack) -> str:
 
 def kill_a_gunicorn_worker(stack: ProductionStack) -> None:
     master = stack.processes["web"].pid
-    workers = wait_for(
+    workers = wait_until(
         lambda: children(master) if len(children(master)) == 2 else None, timeout=10, message="2 workers"
     )
     victim = sorted(workers)[0]
     os.kill(victim, signal.SIGKILL)
-    wait_for(
+    wait_until(
         lambda: len(children(master)) == 2 and victim not in children(master),
         timeout=60,
         message="gunicorn to start a new worker",
@@ -384,7 +399,7 @@ def test_the_production_topology_under_load_with_crashes(stack):
             clients.submit(run_order, stack, observed, deadline, tokens[i % len(tokens)], *orders[i])
             for i in range(BURST, ORDERS)
         ]
-        wait_for(lambda: observed.done >= ORDERS // 2, timeout=LOAD_DEADLINE, message="half of the orders")
+        wait_until(lambda: observed.done >= ORDERS // 2, timeout=LOAD_DEADLINE, message="half of the orders")
         phases["half"] = time.monotonic()
         killed_consumer = kill_a_consumer_while_it_sends(stack)
         kill_a_gunicorn_worker(stack)
@@ -395,19 +410,21 @@ def test_the_production_topology_under_load_with_crashes(stack):
     wait_until_healthy(stack, killed_consumer, "web")
 
     # Every order final: the expired ones only through beat -> Redis -> the worker's sweep.
-    wait_for(
+    wait(
+        stack,
         lambda: not stack.query(sql("SELECT 1 FROM {orders} WHERE status = 'PENDING' LIMIT 1")),
         timeout=RESERVATION_TTL_SECONDS + 60,
-        message=f"every order to be final\n{stack.logs_tail()}",
+        message="every order to be final",
     )
     final = {
         order_id: (status, reason)
         for order_id, status, reason in stack.query(sql("SELECT id, status, failure_reason FROM {orders}"))
     }
-    wait_for(
+    wait(
+        stack,
         lambda: len(stack.smtp.messages) >= len(final),
         timeout=90,
-        message=f"{len(final)} emails (got {len(stack.smtp.messages)})\n{stack.logs_tail()}",
+        message=f"{len(final)} emails, one per final order",
     )
     # A graceful stop of everything: nothing is sent twice while going, and every role exits cleanly.
     exit_codes = stack.stop("email-1", "email-2", "web", "beat", "worker", "paypal")
