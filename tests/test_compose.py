@@ -650,6 +650,82 @@ def env_example_variables() -> set[str]:
     return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
 
 
+def env_file(text: str) -> dict[str, str]:
+    """The assignments a .env file makes (commented lines make none)."""
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """docker compose's ${NAME}, ${NAME:-default} (nested too) and ${NAME:?error} against ``env``."""
+    pattern = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:(:-|:\?)([^${}]*))?\}")
+    while match := pattern.search(value):
+        name, operator, argument = match.groups()
+        if env.get(name):
+            replacement = env[name]
+        elif operator == ":?":
+            raise ValueError(f"compose refuses to start: {argument}")
+        else:
+            replacement = argument or ""
+        value = value[: match.start()] + replacement + value[match.end() :]
+    return value.replace("$$", "$")
+
+
+def compose_service_environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """What compose gives ``service``'s container with this .env (and nothing else in the shell)."""
+    environment = {}
+    for name, value in load_compose()["services"][service]["environment"].items():
+        if value is None:  # passed through when set
+            if name in dotenv:
+                environment[name] = dotenv[name]
+        else:
+            environment[name] = interpolate(str(value), dotenv)
+    return environment
+
+
+def run_check_deploy(environment: dict[str, str]):
+    import os
+    import subprocess
+
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_compose_with_env_example_as_is_asks_for_paypal_and_nothing_else():
+    """A newcomer who copies .env.example and starts compose is told exactly what is missing."""
+    environment = compose_service_environment("web", env_file((ROOT / ".env.example").read_text()))
+    result = run_check_deploy(environment)
+    assert result.returncode != 0
+    missing = {line.split()[1] for line in result.stderr.splitlines() if line.startswith("  - ")}
+    assert missing == {"PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID"}
+
+
+def test_compose_with_the_simulator_block_of_env_example_starts():
+    """.env.example's simulator block, uncommented as it says, is a configuration the shop starts with
+    (check --deploy warns: the simulator, a SITE_URL on localhost, plain http)."""
+    text = (ROOT / ".env.example").read_text()
+    lines = text.splitlines()
+    (marker,) = [i for i, line in enumerate(lines) if "uncomment the next" in line]  # "... four lines"
+    block = [
+        line.removeprefix("# ") for line in lines[marker + 1 :] if re.match(r"^# [A-Z][A-Z0-9_]*=", line)
+    ]
+    dotenv = {**env_file(text), **env_file("\n".join(block[:4]))}
+    web = compose_service_environment("web", dotenv)
+    assert (web["PAYPAL_MODE"], web["PAYPAL_API_BASE"]) == ("simulator", "http://paypal-simulator:8001")
+    simulator = compose_service_environment("paypal-simulator", dotenv)
+    assert simulator["PAYPAL_SIMULATOR_PUBLIC_URL"] == "http://localhost:8001"
+    for environment in (web, simulator):
+        result = run_check_deploy(environment)
+        assert result.returncode == 0, result.stderr
+        assert "shop.W004" in result.stderr
+
+
 def test_env_example_lists_every_contract_variable():
     listed = env_example_variables()
     assert [name for name in CONTRACT_VARIABLES if name not in listed] == []
