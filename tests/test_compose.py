@@ -269,7 +269,9 @@ def heartbeat_written_by(argv: list[str]) -> str | None:
         return None
     words = [word for word in args if not word.startswith("-")]
     if "worker" in words:
-        return "worker"  # shop.celery adds the WorkerHeartbeat bootstep to every worker
+        from shop.celery import WorkerHeartbeat, app
+
+        return "worker" if WorkerHeartbeat in app.steps["worker"] else None
     if "beat" in words:
         from django.conf import settings
 

@@ -399,8 +399,15 @@ def test_the_production_topology_under_load_with_crashes(stack):
             clients.submit(run_order, stack, observed, deadline, tokens[i % len(tokens)], *orders[i])
             for i in range(BURST, ORDERS)
         ]
-        wait_until(lambda: observed.done >= ORDERS // 2, timeout=LOAD_DEADLINE, message="half of the orders")
+        wait_until(
+            lambda: observed.done >= ORDERS // 2 or any(f.done() and f.exception() for f in futures),
+            timeout=LOAD_DEADLINE,
+            message="half of the orders",
+        )
         phases["half"] = time.monotonic()
+        for future in futures:
+            if future.done() and future.exception():
+                future.result()  # a client failed: its error is the test's
         killed_consumer = kill_a_consumer_while_it_sends(stack)
         kill_a_gunicorn_worker(stack)
         phases["crashes"] = time.monotonic()
@@ -409,7 +416,7 @@ def test_the_production_topology_under_load_with_crashes(stack):
     phases["load"] = time.monotonic()
     wait_until_healthy(stack, killed_consumer, "web")
 
-    # Every order final: the expired ones only through beat -> Redis -> the worker's sweep.
+    # Every order final: the expired ones through the sweep that beat sends the worker over Redis.
     wait(
         stack,
         lambda: not stack.query(sql("SELECT 1 FROM {orders} WHERE status = 'PENDING' LIMIT 1")),
