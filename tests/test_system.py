@@ -110,7 +110,8 @@ class Client:
                 raise AssertionError(f"{method} {url}: no answer before the deadline")
             try:
                 response = self.session.request(method, url, timeout=REQUEST_TIMEOUT, **options)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                # Refused, reset, or cut in the middle of the answer: the process serving it died.
                 with self.observed.lock:
                     self.observed.transport_errors += 1
                 time.sleep(0.2)
