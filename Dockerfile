@@ -11,15 +11,22 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# requirements.lock (`make lock`): every dependency, transitive ones too, pinned with its hashes.
+COPY requirements.lock .
+RUN pip install --require-hashes -r requirements.lock
 COPY . .
-# The production settings need a secret, hosts and a database URL to load; none of them is used here,
-# and none of them ends up in the image's environment.
+# The production settings refuse to load without their variables; none of them is used here (nothing
+# is connected to), and none of them ends up in the image's environment.
 RUN export DJANGO_SETTINGS_MODULE=shop.settings.production \
         DJANGO_SECRET_KEY=build-only-not-a-secret \
         DJANGO_ALLOWED_HOSTS=localhost \
         DATABASE_URL=sqlite:////tmp/build-only.sqlite3 \
+        KAFKA_BOOTSTRAP_SERVERS=build-only:9092 \
+        EMAIL_URL=smtp://build-only:25 \
+        PAYPAL_MODE=sandbox \
+        PAYPAL_CLIENT_ID=build-only \
+        PAYPAL_CLIENT_SECRET=build-only \
+        PAYPAL_WEBHOOK_ID=build-only \
     && if find . -name '*.po' -not -path './.venv/*' | grep -q .; then \
            python manage.py compilemessages --ignore=.venv -v 0; \
        fi \
@@ -38,4 +45,9 @@ COPY --from=build /app /app
 WORKDIR /app
 USER shop
 EXPOSE 8000
-CMD ["gunicorn", "shop.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# The default command is the web role; docker-compose.yml gives every other role its own probe
+# (heartbeat files: python -m shop.probe heartbeat worker | beat | email-consumer).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "shop.probe", "http", "/health/live"]
+# gunicorn.conf.py: gthread workers on $PORT (8000); give `docker stop` more than its graceful_timeout.
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

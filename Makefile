@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install services browser lint check-django pytest bench clean
+.PHONY: run test install services browser lint check-django pytest bench lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ check-django:
 
 pytest:
 	$(BIN)/python -m pytest
+
+## lock: resolve requirements.txt into requirements.lock: every transitive dependency pinned, with the hashes of
+## all its files, for Python 3.11 (the image's) on any platform. The Dockerfile installs from it with --require-hashes.
+lock: install
+	$(BIN)/uv pip compile requirements.txt --generate-hashes --universal --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o requirements.lock
 
 bench: install services
 	$(BIN)/python bench/run.py

@@ -35,6 +35,7 @@ from notifications import kafka_client
 from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
 from notifications.events import order_outcome_parse
 from notifications.services import email_send_order_outcome
+from shop.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class EmailConsumer:
         stop_event: threading.Event | None = None,
         poll_timeout_ms: int = 200,
         client_id: str = "shop-email-sender",
+        heartbeat: Heartbeat | None = None,
     ):
         self.group_id = group_id or settings.KAFKA_EMAIL_CONSUMER_GROUP
         self.max_messages = max_messages
@@ -73,6 +75,7 @@ class EmailConsumer:
         self.stop_event = stop_event or threading.Event()
         self.poll_timeout_ms = poll_timeout_ms
         self.client_id = client_id
+        self.heartbeat = heartbeat  # touched on every turn of the loop: the process's liveness
         self.stats = ConsumerStats()
         self.assignment: frozenset = frozenset()  # the partitions this member holds now
         self._retry_at: dict = {}  # partition in backoff -> monotonic time to try its message again
@@ -96,6 +99,8 @@ class EmailConsumer:
         last_activity = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                if self.heartbeat is not None:
+                    self.heartbeat.beat()
                 records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
                 if self._track_assignment(consumer) or not kafka_client.consumer_is_stable(consumer):
                     last_activity = time.monotonic()  # joining or rebalancing is not being idle
@@ -118,6 +123,8 @@ class EmailConsumer:
                     break
         finally:
             consumer.close(autocommit=False)
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
         logger.info("email consumer stopped: %s", self.stats)
         return self.stats
 

@@ -27,6 +27,7 @@ __all__ = [
     "TopicPartition",
     "consumer_create",
     "consumer_is_stable",
+    "email_topic_partitions",
     "is_configured",
     "producer_discard",
     "producer_get",
@@ -186,6 +187,22 @@ def topic_read_all(*, topic: str, idle: float = 1.0, timeout: float = 30.0) -> l
         return sorted(records, key=lambda record: (record.timestamp, record.partition, record.offset))
     finally:
         consumer.close(autocommit=False)
+
+
+def email_topic_partitions(*, timeout_ms: int) -> int:
+    """How many partitions the brokers report for ``KAFKA_EMAIL_TOPIC`` (0: it does not exist), read
+    from fresh metadata (the web role's readiness). Raises ``KafkaError`` when the brokers cannot be
+    reached within ``timeout_ms``."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=_bootstrap_servers(),
+        client_id="shop-health",
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+    )
+    try:
+        return len(consumer.partitions_for_topic(settings.KAFKA_EMAIL_TOPIC))
+    finally:
+        consumer.close()
 
 
 def consumer_is_stable(consumer: KafkaConsumer) -> bool:

@@ -95,6 +95,16 @@ def get_pool() -> WorkerPool:
         return _pool
 
 
+def pool_shutdown(timeout: float = 10.0) -> None:
+    """Stop this process's pool once the jobs already queued have run (gunicorn's ``worker_exit``:
+    the process is going away). A later ``get_pool()`` builds a new one."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(timeout)
+
+
 def run_in_pool(fn, /, *args, **kwargs):
     """Run ``fn`` on the pool and return its result; domain errors pass through unchanged, any other
     error becomes ``PlacementFailed`` (its transaction was rolled back)."""

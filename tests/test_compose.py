@@ -1,9 +1,13 @@
-"""The deployment files checked against the code: docker-compose.yml, Dockerfile, Procfile, .env.example.
+"""The deployment files checked against the code: docker-compose.yml, Dockerfile, Procfile, .env.example,
+gunicorn.conf.py.
 
 There is no Docker engine here, so nothing is started: the compose file is parsed with PyYAML and every
 command of the shop's image must name a real entry point (a management command with options it
-accepts, a Celery sub-command of an importable app, an importable WSGI application), and every
-environment variable a service of the shop's image is given must be one the settings read.
+accepts, a Celery sub-command of an importable app, gunicorn with its configuration file and an
+importable WSGI application, a module run with ``python -m``), every health check must probe what
+that service's process actually provides, and every environment variable a service of the shop's
+image is given must be one the settings (or gunicorn.conf.py) read. tests/test_system.py runs the
+same commands for real.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ SHOP_IMAGE = "shop-checkout:latest"
 
 # env("NAME", ...), env.bool("NAME", ...), env.int(...), env.db(...), env.list(...), env.email_url(...)
 ENV_READ = re.compile(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""")
+OS_ENV_READ = re.compile(r"""\bos\.environ\.get\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
+GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
 
 # Variables the shop's image reads without going through the settings modules.
 APP_ENV_ALLOWLIST = {
     "DJANGO_SETTINGS_MODULE": "manage.py, shop.celery and shop.wsgi pick the settings module from it",
-    "WEB_CONCURRENCY": "gunicorn's default number of worker processes",
 }
 # Third-party images: the variables their entrypoints document (apache/kafka turns every KAFKA_*
 # variable into a server property).
@@ -78,6 +83,15 @@ def settings_variables(modules=("base", "local", "production", "test")) -> set[s
     for module in modules:
         names |= set(ENV_READ.findall((SETTINGS_DIR / f"{module}.py").read_text()))
     return names
+
+
+def gunicorn_variables() -> set[str]:
+    """The environment variables gunicorn.conf.py reads itself (PORT, WEB_CONCURRENCY, GUNICORN_THREADS)."""
+    return set(OS_ENV_READ.findall(GUNICORN_CONFIG.read_text()))
+
+
+def app_variables() -> set[str]:
+    return settings_variables() | gunicorn_variables() | set(APP_ENV_ALLOWLIST)
 
 
 def load_compose() -> dict:
@@ -200,23 +214,121 @@ def celery_problems(args: list[str]) -> list[str]:
     return problems
 
 
-def gunicorn_problems(args: list[str]) -> list[str]:
+def gunicorn_config(args: list[str]):
+    """gunicorn's configuration for these arguments, as gunicorn builds it: its defaults, then the
+    configuration file (relative to the image's working directory, the repository), then the
+    command line. Raises ``ValueError`` for what gunicorn would refuse."""
+    import runpy
+
     from gunicorn.config import Config
 
+    config = Config()
     try:
-        parsed = Config().parser().parse_args(args)
+        parsed = config.parser().parse_args(args)
     except SystemExit:
-        return [f"gunicorn does not accept: {shlex.join(args)}"]
-    if len(parsed.args) != 1:
-        return [f"gunicorn needs one WSGI application, got {parsed.args}"]
-    module, _, attribute = parsed.args[0].partition(":")
+        raise ValueError(f"gunicorn does not accept: {shlex.join(args)}") from None
+    if parsed.config:
+        path = ROOT / parsed.config.removeprefix("file:")
+        if not path.is_file():
+            raise ValueError(f"gunicorn configuration file {parsed.config!r} does not exist")
+        for name, value in runpy.run_path(str(path)).items():
+            if name in config.settings:
+                config.set(name, value)
+    for name, value in vars(parsed).items():
+        if value is not None and name != "args":
+            config.set(name, value)
+    if len(parsed.args) > 1 or not (parsed.args or config.wsgi_app):
+        raise ValueError(f"gunicorn needs one WSGI application, got {parsed.args or config.wsgi_app}")
+    config.set("wsgi_app", parsed.args[0] if parsed.args else config.wsgi_app)
+    return config
+
+
+def gunicorn_problems(args: list[str]) -> list[str]:
+    try:
+        config = gunicorn_config(args)
+    except ValueError as error:
+        return [str(error)]
+    module, _, attribute = config.wsgi_app.partition(":")
     try:
         loaded = importlib.import_module(module)
     except ImportError as error:
         return [f"gunicorn application module {module!r} cannot be imported: {error}"]
     if not callable(getattr(loaded, attribute or "application", None)):
-        return [f"{parsed.args[0]!r} is not a WSGI application"]
+        return [f"{config.wsgi_app!r} is not a WSGI application"]
     return []
+
+
+def heartbeat_written_by(argv: list[str]) -> str | None:
+    """Which heartbeat file (shop/heartbeat.py) the process started by ``argv`` keeps fresh, if any."""
+    program, *args = argv
+    if Path(program).name.startswith("python") and args[:2] == ["manage.py", "run_email_consumer"]:
+        return "email-consumer"
+    if Path(program).name.startswith("python") and args[:2] == ["-m", "celery"]:
+        program, args = "celery", args[2:]
+    if program != "celery":
+        return None
+    words = [word for word in args if not word.startswith("-")]
+    if "worker" in words:
+        from shop.celery import WorkerHeartbeat, app
+
+        return "worker" if WorkerHeartbeat in app.steps["worker"] else None
+    if "beat" in words:
+        from django.conf import settings
+
+        from shop.beat import HeartbeatScheduler
+
+        scheduler = settings.CELERY_BEAT_SCHEDULER
+        for index, word in enumerate(args):
+            if word in ("-S", "--scheduler") and index + 1 < len(args):
+                scheduler = args[index + 1]
+            elif word.startswith("--scheduler="):
+                scheduler = word.split("=", 1)[1]
+        module, _, attribute = scheduler.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError):
+            return None
+        return "beat" if isinstance(found, type) and issubclass(found, HeartbeatScheduler) else None
+    return None
+
+
+def healthcheck_problems(name: str, service: dict, compose: dict) -> list[str]:
+    """What is wrong with the health check of one service of the shop's image."""
+    healthcheck = service.get("healthcheck") or {}
+    command = service_command(service)
+    if healthcheck.get("disable"):
+        if name == "migrate":
+            return []
+        return [f"{name}: a long-running service without a health check"]
+    test = healthcheck.get("test")
+    if not test:
+        return [f"{name}: no health check (the image's own probes the web role only)"]
+    if test[0] != "CMD":
+        return [f"{name}: the health check must be an exec form ['CMD', ...]"]
+    probe = test[1:]
+    problems = [f"{name}: health check: {problem}" for problem in entry_point_problems(probe)]
+    if problems:
+        return problems
+    if probe[:3] != ["python", "-m", "shop.probe"]:
+        return [f"{name}: the health check is not python -m shop.probe"]
+    kind, *rest = probe[3:]
+    if kind == "heartbeat":
+        written = heartbeat_written_by(command)
+        if rest[:1] != [written]:
+            return [f"{name}: probes the {rest[:1]} heartbeat, but its process keeps {written!r} fresh"]
+        return []
+    if kind == "http":
+        target = rest[0] if rest else "/health/live"
+        if Path(command[0]).name == "gunicorn":
+            if target not in ("/health/live", "/health/ready"):
+                return [f"{name}: the web role's health check must ask /health/live or /health/ready"]
+            return []
+        if command[1:3] == ["manage.py", "run_paypal_simulator"]:
+            port = service["environment"].get("PAYPAL_SIMULATOR_PORT", "8001")
+            if target != f"http://127.0.0.1:{port}/":
+                return [f"{name}: the simulator listens on {port}, the health check asks {target}"]
+            return []
+    return [f"{name}: its process serves no {kind} probe"]
 
 
 def compose_command_problems(compose: dict) -> list[str]:
@@ -234,8 +346,16 @@ def environment_names(service: dict) -> list[str]:
     return list(environment)
 
 
+def compose_healthcheck_problems(compose: dict) -> list[str]:
+    problems = []
+    for name, service in compose["services"].items():
+        if is_shop_image(service):
+            problems += healthcheck_problems(name, service, compose)
+    return problems
+
+
 def compose_environment_problems(compose: dict) -> list[str]:
-    read = settings_variables() | set(APP_ENV_ALLOWLIST)
+    read = app_variables()
     problems = []
     for name, service in compose["services"].items():
         names = environment_names(service)
@@ -321,6 +441,92 @@ def test_the_checker_reports_a_command_that_does_not_exist(compose, service, com
     assert problems[0].startswith(f"{service}: ") and expected in problems[0]
 
 
+def test_every_service_of_the_shop_probes_what_its_process_provides(compose):
+    assert compose_healthcheck_problems(compose) == []
+    tests = {
+        name: service["healthcheck"]["test"][4:6]
+        for name, service in compose["services"].items()
+        if is_shop_image(service) and name != "migrate"
+    }
+    assert tests == {
+        "web": ["http", "/health/live"],
+        "worker": ["heartbeat", "worker"],
+        "beat": ["heartbeat", "beat"],
+        "email-consumer": ["heartbeat", "email-consumer"],
+        "paypal-simulator": ["http", "http://127.0.0.1:${PAYPAL_SIMULATOR_PORT:-8001}/"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("service", "change", "expected"),
+    [
+        ("worker", {"test": ["CMD", "python", "-m", "shop.probe", "heartbeat", "beat"]}, "keeps 'worker'"),
+        ("email-consumer", {"disable": True}, "without a health check"),
+        ("beat", {"test": ["CMD", "python", "-m", "shop.prob", "heartbeat", "beat"]}, "shop.prob"),
+        ("web", {"test": ["CMD", "python", "-m", "shop.probe", "http", "/"]}, "/health/live"),
+        ("worker", {"test": ["CMD", "python", "-m", "shop.probe", "http", "/health/live"]}, "no http probe"),
+        ("web", {"test": "curl -f http://localhost:8000/health/live"}, "exec form"),
+    ],
+)
+def test_the_checker_reports_a_health_check_that_cannot_work(compose, service, change, expected):
+    mutated = copy.deepcopy(compose)
+    mutated["services"][service]["healthcheck"] = change
+    problems = compose_healthcheck_problems(mutated)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{service}: ") and expected in problems[0]
+
+
+def test_the_checker_knows_a_beat_without_the_heartbeat_scheduler_keeps_no_heartbeat(compose):
+    mutated = copy.deepcopy(compose)
+    mutated["services"]["beat"]["command"][-1] = "django_celery_beat.schedulers:DatabaseScheduler"
+    assert compose_healthcheck_problems(mutated) == [
+        "beat: probes the ['beat'] heartbeat, but its process keeps None fresh"
+    ]
+
+
+def test_web_runs_gunicorn_with_its_configuration_file(compose):
+    web = compose["services"]["web"]
+    assert service_command(web) == ["gunicorn", "--config", "gunicorn.conf.py"]
+    assert dockerfile_cmd() == ["gunicorn", "--config", "gunicorn.conf.py"]
+    # Docker sends SIGKILL after stop_grace_period: longer than gunicorn lets requests finish.
+    config = gunicorn_config(service_command(web))
+    assert int(web["stop_grace_period"].removesuffix("s")) > config.graceful_timeout
+
+
+def test_gunicorn_feeds_the_order_pool_from_threads(settings):
+    """gthread, with more threads than the pool and its queue hold: the queue can fill, and then the next
+    placement gets 503 busy. Sync workers serve one request per process, and it never could."""
+    config = gunicorn_config(["--config", "gunicorn.conf.py"])
+    assert config.worker_class_str == "gthread"
+    assert config.threads > settings.ORDER_WORKERS + settings.ORDER_QUEUE_SIZE
+    assert config.wsgi_app == "shop.wsgi:application"
+    assert config.bind == ["0.0.0.0:8000"]
+    assert config.accesslog == "-"
+    # Longer than a placement that waited its whole turn, then made two PayPal calls.
+    longest = settings.ORDER_PLACEMENT_TIMEOUT_SECONDS + 2 * settings.PAYPAL_TIMEOUT_SECONDS
+    assert config.timeout > longest and config.graceful_timeout > longest
+    assert config.control_socket_disable
+
+
+def test_gunicorn_takes_its_counts_and_port_from_the_environment(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    monkeypatch.setenv("GUNICORN_THREADS", "12")
+    monkeypatch.setenv("PORT", "9123")
+    config = gunicorn_config(["--config", "gunicorn.conf.py"])
+    assert (config.workers, config.threads, config.bind) == (5, 12, ["0.0.0.0:9123"])
+    assert gunicorn_variables() == {"PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"}
+
+
+def test_gunicorn_drains_the_order_pool_when_a_worker_exits(settings):
+    from orders import worker_pool
+
+    config = gunicorn_config(["--config", "gunicorn.conf.py"])
+    pool = worker_pool.get_pool()
+    config.worker_exit(None, None)
+    assert not any(thread.is_alive() for thread in pool._threads)
+    assert worker_pool._pool is None
+
+
 def test_every_variable_given_to_a_service_is_read_by_someone(compose):
     assert compose_environment_problems(compose) == []
 
@@ -379,7 +585,7 @@ def test_dockerfile_builds_one_non_root_image_with_static_files():
     dockerfile = (ROOT / "Dockerfile").read_text()
     stages = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
     assert stages and all(stage == "python:3.11-slim" for stage in stages)
-    assert "pip install -r requirements.txt" in dockerfile
+    assert "pip install --require-hashes -r requirements.lock" in dockerfile
     assert "collectstatic --noinput" in dockerfile
     assert "DJANGO_SETTINGS_MODULE=shop.settings.production" in dockerfile
     users = re.findall(r"^USER (\S+)", dockerfile, flags=re.MULTILINE)
@@ -389,6 +595,41 @@ def test_dockerfile_builds_one_non_root_image_with_static_files():
     assert {".git", ".venv", ".env", "var"} <= set(ignored)
 
 
+def dockerfile_build_environment() -> dict[str, str]:
+    """The variables the build step exports to load the production settings (collectstatic)."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (export,) = [line for line in dockerfile.splitlines() if line.startswith("RUN export ")]
+    assignments = export.removeprefix("RUN export ").split("&&", 1)[0]
+    return dict(word.split("=", 1) for word in shlex.split(assignments))
+
+
+def test_the_image_builds_with_production_settings_that_load():
+    import os
+    import subprocess
+
+    env = dockerfile_build_environment()
+    assert env["DJANGO_SETTINGS_MODULE"] == "shop.settings.production"
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_image_probes_the_web_role_it_starts_by_default():
+    lines = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    (healthcheck,) = [line for line in lines if line.startswith("HEALTHCHECK ")]
+    probe = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
+    assert probe == ["python", "-m", "shop.probe", "http", "/health/live"]
+    assert entry_point_problems(probe) == []
+    assert Path(dockerfile_cmd()[0]).name == "gunicorn"
+
+
 def test_procfile_names_real_entry_points():
     processes = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
@@ -396,6 +637,8 @@ def test_procfile_names_real_entry_points():
             name, command = line.split(":", 1)
             processes[name] = command.strip()
     assert {"release", "web", "worker", "beat", "email"} <= set(processes)
+    assert processes["web"] == "gunicorn --config gunicorn.conf.py"
+    assert heartbeat_written_by(shlex.split(processes["beat"])) == "beat"
     problems = [
         f"{name}: {p}"
         for name, command in processes.items()
@@ -409,6 +652,82 @@ def env_example_variables() -> set[str]:
     return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
 
 
+def env_file(text: str) -> dict[str, str]:
+    """The assignments a .env file makes (commented lines make none)."""
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """docker compose's ${NAME}, ${NAME:-default} (nested too) and ${NAME:?error} against ``env``."""
+    pattern = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?:(:-|:\?)([^${}]*))?\}")
+    while match := pattern.search(value):
+        name, operator, argument = match.groups()
+        if env.get(name):
+            replacement = env[name]
+        elif operator == ":?":
+            raise ValueError(f"compose refuses to start: {argument}")
+        else:
+            replacement = argument or ""
+        value = value[: match.start()] + replacement + value[match.end() :]
+    return value.replace("$$", "$")
+
+
+def compose_service_environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """What compose gives ``service``'s container with this .env (and nothing else in the shell)."""
+    environment = {}
+    for name, value in load_compose()["services"][service]["environment"].items():
+        if value is None:  # passed through when set
+            if name in dotenv:
+                environment[name] = dotenv[name]
+        else:
+            environment[name] = interpolate(str(value), dotenv)
+    return environment
+
+
+def run_check_deploy(environment: dict[str, str]):
+    import os
+    import subprocess
+
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_compose_with_env_example_as_is_asks_for_paypal_and_nothing_else():
+    """A newcomer who copies .env.example and starts compose is told exactly what is missing."""
+    environment = compose_service_environment("web", env_file((ROOT / ".env.example").read_text()))
+    result = run_check_deploy(environment)
+    assert result.returncode != 0
+    missing = {line.split()[1] for line in result.stderr.splitlines() if line.startswith("  - ")}
+    assert missing == {"PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID"}
+
+
+def test_compose_with_the_simulator_block_of_env_example_starts():
+    """.env.example's simulator block, uncommented as it says, is a configuration the shop starts with
+    (check --deploy warns: the simulator, a SITE_URL on localhost, plain http)."""
+    text = (ROOT / ".env.example").read_text()
+    lines = text.splitlines()
+    (marker,) = [i for i, line in enumerate(lines) if "uncomment the next" in line]  # "... four lines"
+    block = [
+        line.removeprefix("# ") for line in lines[marker + 1 :] if re.match(r"^# [A-Z][A-Z0-9_]*=", line)
+    ]
+    dotenv = {**env_file(text), **env_file("\n".join(block[:4]))}
+    web = compose_service_environment("web", dotenv)
+    assert (web["PAYPAL_MODE"], web["PAYPAL_API_BASE"]) == ("simulator", "http://paypal-simulator:8001")
+    simulator = compose_service_environment("paypal-simulator", dotenv)
+    assert simulator["PAYPAL_SIMULATOR_PUBLIC_URL"] == "http://localhost:8001"
+    for environment in (web, simulator):
+        result = run_check_deploy(environment)
+        assert result.returncode == 0, result.stderr
+        assert "shop.W004" in result.stderr
+
+
 def test_env_example_lists_every_contract_variable():
     listed = env_example_variables()
     assert [name for name in CONTRACT_VARIABLES if name not in listed] == []
@@ -418,7 +737,9 @@ def test_env_example_lists_only_variables_someone_reads():
     compose_text = (ROOT / "docker-compose.yml").read_text()
     for name in set(COMPOSE_ONLY_VARIABLES):
         assert f"${{{name}" in compose_text, f"{name} is not used by docker-compose.yml"
-    unknown = env_example_variables() - settings_variables() - set(COMPOSE_ONLY_VARIABLES)
+    unknown = (
+        env_example_variables() - settings_variables() - gunicorn_variables() - set(COMPOSE_ONLY_VARIABLES)
+    )
     assert unknown == set()
 
 
@@ -438,6 +759,8 @@ def test_readme_starts_with_the_two_commands_and_documents_every_variable():
     head = "\n".join(readme.splitlines()[:15])
     assert "make run" in head and "make test" in head
     undocumented = sorted(
-        name for name in settings_variables(("base", "production")) if f"`{name}`" not in readme
+        name
+        for name in settings_variables(("base", "production")) | gunicorn_variables()
+        if f"`{name}`" not in readme
     )
     assert undocumented == [], "README.md, Configuration: add these variables"

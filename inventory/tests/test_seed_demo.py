@@ -20,9 +20,9 @@ def snapshot():
 
 @pytest.mark.django_db
 def test_seed_demo_twice_gives_the_same_data(capsys):
-    call_command("seed_demo")
+    call_command("seed_demo", allow_demo_users=True)
     first = snapshot()
-    call_command("seed_demo")
+    call_command("seed_demo", allow_demo_users=True)
     assert snapshot() == first
 
     products, stock, users = first
@@ -35,11 +35,30 @@ def test_seed_demo_twice_gives_the_same_data(capsys):
 
 @pytest.mark.django_db
 def test_seed_demo_restores_changed_products_and_passwords(client):
-    call_command("seed_demo")
+    call_command("seed_demo", "--allow-demo-users")
     Product.objects.filter(sku="TEE-001").update(name="changed", is_active=False)
     Stock.objects.filter(product__sku="TEE-001").update(on_hand=0)
-    call_command("seed_demo")
+    call_command("seed_demo", "--allow-demo-users")
     product = Product.objects.get(sku="TEE-001")
     assert (product.name, product.is_active, product.stock.on_hand) == ("Organic cotton T-shirt", True, 40)
     assert client.login(username="staff", password="staff-pass-123")
     assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_outside_debug_seed_demo_loads_the_products_but_no_user_with_a_known_password(settings, capsys):
+    settings.DEBUG = False
+    call_command("seed_demo")
+    products, stock, users = snapshot()
+    assert len(products) >= 12 and len(stock) == len(products)
+    assert users == []
+    captured = capsys.readouterr()
+    assert "staff-pass-123" not in captured.out + captured.err
+    assert "--allow-demo-users" in captured.err and "createsuperuser" in captured.err
+
+
+@pytest.mark.django_db
+def test_with_debug_on_seed_demo_creates_the_demo_users(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    assert [user[0] for user in snapshot()[2]] == ["shopper", "staff"]

@@ -448,12 +448,16 @@ class PayPalSimulator:
         webhook_id: str = "simulator-webhook",
         webhook_secret: str | None = None,
         webhook_url: str | None = None,
+        public_url: str | None = None,
     ):
         self.httpd = SimulatorHTTPServer((host, port), self)
         self.host, self.port = self.httpd.server_address[:2]
         self.url = f"http://{self.host}:{self.port}"
+        # The approve links handed to payers; the bind address when not given.
+        self.public_url = (public_url or self.url).rstrip("/")
         self.state = SimulatorState(
             base_url=self.url,
+            public_url=self.public_url,
             client_id=client_id,
             client_secret=client_secret,
             webhook_id=webhook_id,

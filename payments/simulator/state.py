@@ -232,6 +232,7 @@ class SimulatorState:
         self,
         *,
         base_url: str = "http://127.0.0.1:8001",
+        public_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         webhook_id: str = "simulator-webhook",
@@ -240,6 +241,9 @@ class SimulatorState:
     ):
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
+        # Where the payer's browser reaches the approve page, when not at base_url (a simulator that
+        # listens on 0.0.0.0 in a container, published on the host's localhost).
+        self.public_url = (public_url or base_url).rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
         self.webhook_id = webhook_id
@@ -703,7 +707,7 @@ class SimulatorState:
     # --- Representations ------------------------------------------------------------------------
 
     def _approve_url(self, order_id: str) -> str:
-        return f"{self.base_url}/checkoutnow?token={order_id}"
+        return f"{self.public_url}/checkoutnow?token={order_id}"
 
     def _capture_json(self, capture: SimCapture) -> dict:
         return json.loads(json.dumps(capture.data))

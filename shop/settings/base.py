@@ -8,6 +8,8 @@ from pathlib import Path
 
 import environ
 
+from shop import heartbeat
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -42,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes get the process's health, never a redirect, a 400 for the host name or a session.
+    "shop.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -168,6 +172,9 @@ PAYPAL_CLIENT_SECRET = env(
 PAYPAL_WEBHOOK_ID = env(
     "PAYPAL_WEBHOOK_ID", default="simulator-webhook" if PAYPAL_MODE == "simulator" else ""
 )
+# The simulator's links for the shopper's browser (its approve page), when that is not the address it
+# listens on: e.g. http://localhost:8001 for a simulator in a container that binds 0.0.0.0.
+PAYPAL_SIMULATOR_PUBLIC_URL = env("PAYPAL_SIMULATOR_PUBLIC_URL", default="")
 PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=10.0)
 # How long after its hold expired an order whose PayPal order cannot be read (PayPal unreachable)
 # stays PENDING before the expiry sweep fails it anyway; a capture that lands later is refunded.
@@ -218,9 +225,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The database schedule (django-celery-beat), and a heartbeat file on every tick (shop/beat.py).
+CELERY_BEAT_SCHEDULER = "shop.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Operations --------------------------------------------------------------------------------
+# Where the celery worker, celery beat and the email consumer touch their liveness files
+# (shop/heartbeat.py); ``python -m shop.probe heartbeat ROLE`` checks them.
+HEARTBEAT_DIR = env("HEARTBEAT_DIR", default=heartbeat.DEFAULT_DIR)
 
 LOGGING = {
     "version": 1,

@@ -36,12 +36,22 @@ print(json.dumps({
 """
 
 
-def run_settings(module, env, *, code=PROBE, args=("-c",)):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PAYPAL_", "KAFKA_"))}
-    clean.pop("DATABASE_URL", None)
-    clean.update(env, DJANGO_SETTINGS_MODULE=module)
+def clean_environment(module, env):
+    """This process's environment without the shop's variables, plus ``env``."""
+    ours = ("DJANGO_", "PAYPAL_", "KAFKA_", "ORDER_")
+    mine = {"DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "SITE_URL", "HEARTBEAT_DIR"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(ours) and k not in mine}
+    return {**clean, **env, "DJANGO_SETTINGS_MODULE": module}
+
+
+def run_settings(module, env, *, code=PROBE):
     return subprocess.run(
-        [sys.executable, *args, code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean_environment(module, env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -103,35 +113,118 @@ def test_local_defaults_need_nothing_installed():
     assert (seen["RESERVATION_TTL_SECONDS"], seen["ORDER_WORKERS"], seen["SHOP_CURRENCY"]) == (900, 5, "USD")
 
 
+# A complete production environment, as a filled-in .env would give it.
 PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
     "DJANGO_ALLOWED_HOSTS": "shop.example.com",
     "DATABASE_URL": "postgres://u:p@db.example:5432/shopdb",
+    "CELERY_BROKER_URL": "redis://redis.example:6379/0",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092",
+    "EMAIL_URL": "smtp+tls://mailer:secret@relay.example:587",
+    "SITE_URL": "https://shop.example.com",
+    "PAYPAL_MODE": "live",
+    "PAYPAL_CLIENT_ID": "live-client",
+    "PAYPAL_CLIENT_SECRET": "live-secret",
+    "PAYPAL_WEBHOOK_ID": "WH-123",
 }
+REQUIRED_IN_PRODUCTION = [
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "EMAIL_URL",
+    "PAYPAL_MODE",
+    "PAYPAL_CLIENT_ID",
+    "PAYPAL_CLIENT_SECRET",
+    "PAYPAL_WEBHOOK_ID",
+]
 
 
-def test_production_refuses_to_start_without_a_secret_key():
-    result = run_settings("shop.settings.production", PRODUCTION_ENV)
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY" in result.stderr
-
-
-def test_production_settings_pass_check_deploy():
-    env = {**PRODUCTION_ENV, "DJANGO_SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20}
-    result = run_settings("shop.settings.production", env, code="check", args=("manage.py",))
-    assert result.returncode == 0, result.stderr
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+def check_deploy(env, *, fail_level="ERROR"):
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", fail_level],
         cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-            **env,
-            "DJANGO_SETTINGS_MODULE": "shop.settings.production",
-        },
+        env=clean_environment("shop.settings.production", env),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def without(*names, **changes):
+    return {**{k: v for k, v in PRODUCTION_ENV.items() if k not in names}, **changes}
+
+
+def test_production_settings_pass_check_deploy_with_a_complete_environment():
+    result = check_deploy(PRODUCTION_ENV, fail_level="WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("name", REQUIRED_IN_PRODUCTION)
+def test_production_refuses_to_start_without_each_required_variable(name):
+    result = check_deploy(without(name))
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()
+    assert any(line.startswith("django.core.exceptions.ImproperlyConfigured") for line in message)
+    problems = [line for line in message if line.startswith("  - ")]
+    assert len(problems) == 1 and problems[0].startswith(f"  - {name} "), result.stderr
+
+
+def test_production_names_every_missing_variable_at_once():
+    """The old minimum (a secret, hosts, a database) is no longer a production."""
+    old_minimum = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL")
+    env = {name: PRODUCTION_ENV[name] for name in old_minimum}
+    result = check_deploy(env)
+    assert result.returncode != 0
+    missing = {line.split()[1] for line in result.stderr.splitlines() if line.startswith("  - ")}
+    assert missing == set(REQUIRED_IN_PRODUCTION) - set(env)
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_variable_is_a_missing_one(value):
+    result = check_deploy(without(KAFKA_BOOTSTRAP_SERVERS=value))
+    assert result.returncode != 0 and "  - KAFKA_BOOTSTRAP_SERVERS is not set" in result.stderr
+
+
+def test_production_refuses_an_unknown_paypal_mode():
+    result = check_deploy(without(PAYPAL_MODE="paypal"))
+    assert result.returncode != 0
+    assert "  - PAYPAL_MODE is 'paypal': set it to sandbox or live" in result.stderr
+
+
+def test_the_simulator_needs_the_explicit_opt_in_in_production():
+    credentials = ("PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID")
+    simulator = without(*credentials, PAYPAL_MODE="simulator")
+    refused = check_deploy(simulator)
+    assert refused.returncode != 0
+    assert "PAYPAL_MODE=simulator takes no money" in refused.stderr
+    assert "PAYPAL_SIMULATOR_IN_PRODUCTION=true" in refused.stderr
+
+    allowed = check_deploy({**simulator, "PAYPAL_SIMULATOR_IN_PRODUCTION": "true"})
+    assert allowed.returncode == 0, allowed.stderr
+    warnings = allowed.stderr.split("WARNINGS:", 1)[1]
+    assert "shop.W004" in warnings  # still a warning: no payment is real
+
+
+def test_check_deploy_warns_about_what_only_suits_one_machine():
+    # No CELERY_BROKER_URL, no SITE_URL: base's defaults, the filesystem transport and 127.0.0.1.
+    env = without("CELERY_BROKER_URL", "SITE_URL", DATABASE_URL="sqlite:////tmp/shop-check.sqlite3")
+    result = check_deploy(env)
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.split("WARNINGS:", 1)[1]
+    for warning in ("shop.W001", "shop.W002", "shop.W003"):
+        assert warning in warnings
+    assert "filesystem transport" in warnings and "SITE_URL is http://127.0.0.1:8000" in warnings
+    assert "shop.W004" not in result.stderr
+
+
+def test_production_reads_its_own_order_queue_default():
+    result = run_settings("shop.settings.production", PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ORDER_QUEUE_SIZE"] == 10
+    result = run_settings("shop.settings.production", {**PRODUCTION_ENV, "ORDER_QUEUE_SIZE": "3"})
+    assert json.loads(result.stdout)["ORDER_QUEUE_SIZE"] == 3
 
 
 @pytest.mark.parametrize("module", ["shop.settings.local", "shop.settings.test"])

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from notifications import kafka_client
 from notifications.consumer import EmailConsumer
+from shop.heartbeat import Heartbeat
 
 logger = logging.getLogger("notifications.consumer")
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
             group_id=group or settings.KAFKA_EMAIL_CONSUMER_GROUP,
             max_messages=max_messages,
             idle_timeout=idle_timeout,
+            heartbeat=Heartbeat("email-consumer", directory=settings.HEARTBEAT_DIR),
         )
         previous = {}
         if threading.current_thread() is threading.main_thread():

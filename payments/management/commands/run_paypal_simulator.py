@@ -22,6 +22,12 @@ class Command(BaseCommand):
             help="Port to listen on (default: the PAYPAL_SIMULATOR_PORT setting).",
         )
         parser.add_argument(
+            "--public-url",
+            default=None,
+            help="Base URL of the approve links it hands out, as the payer's browser reaches it "
+            "(default: the PAYPAL_SIMULATOR_PUBLIC_URL setting, else http://<host>:<port>).",
+        )
+        parser.add_argument(
             "--webhook-url",
             default=None,
             help="Where to send webhook events by itself, as PayPal does "
@@ -48,6 +54,7 @@ class Command(BaseCommand):
             webhook_id=settings.PAYPAL_WEBHOOK_ID or "simulator-webhook",
             webhook_secret=f"{settings.SECRET_KEY}:paypal-simulator",
             webhook_url=webhook_url,
+            public_url=options["public_url"] or settings.PAYPAL_SIMULATOR_PUBLIC_URL or None,
         )
         stop = threading.Event()
 
@@ -57,7 +64,7 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         simulator.start()
         self.stdout.write(f"PayPal simulator listening on {simulator.url}/", ending="\n")
-        self.stdout.write(f"  approve pages: {simulator.url}/checkoutnow?token=<order id>")
+        self.stdout.write(f"  approve pages: {simulator.public_url}/checkoutnow?token=<order id>")
         self.stdout.write(f"  webhooks to:   {webhook_url or '(none; use the control API)'}")
         self.stdout.flush()
         try:

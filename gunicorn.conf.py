@@ -1,0 +1,79 @@
+"""gunicorn's configuration for the shop's web role: ``gunicorn --config gunicorn.conf.py``.
+
+The Dockerfile, the Procfile and docker-compose.yml all start the web process with this file.
+
+Threaded workers (``gthread``): each process serves up to ``threads`` requests at once, so the order
+pool of that process (``ORDER_WORKERS`` threads and a queue of ``ORDER_QUEUE_SIZE``, orders/worker_pool.py)
+is fed by concurrent placements, and once more than ORDER_WORKERS + ORDER_QUEUE_SIZE of them wait in
+one process the next one gets 503 ``busy`` at once. With sync workers (one request per process) the
+queue never fills and that answer cannot happen. The default thread count is therefore the pool's
+size plus its queue plus a few threads for everything else (pages, webhooks, health probes).
+
+Settings come from the environment, through the Django settings where the shop has one:
+
+    PORT                port to listen on, on every interface (default 8000)
+    WEB_CONCURRENCY     worker processes (default 2); each has its own order pool
+    GUNICORN_THREADS    threads per process (default ORDER_WORKERS + ORDER_QUEUE_SIZE + 4)
+
+Timeouts: a placement request waits up to ORDER_PLACEMENT_TIMEOUT_SECONDS for the pool, then makes
+up to two PayPal calls (a token and the order) of PAYPAL_TIMEOUT_SECONDS each. ``timeout`` (a silent
+worker is killed) and ``graceful_timeout`` (how long SIGTERM lets in-flight requests finish) are
+both above that sum, so a deploy or a scale-down lets every placement already accepted finish; the
+pool is then shut down after the jobs it holds (``worker_exit``). Whatever stops the container must
+wait longer than ``graceful_timeout`` before SIGKILL (compose: ``stop_grace_period``).
+"""
+
+import os
+
+from django.conf import settings
+
+# Read on first use of ``settings`` below; the same default as shop/wsgi.py.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
+
+# Threads a process keeps beside the placements the pool can hold, for every other request.
+SPARE_THREADS = 4
+
+wsgi_app = "shop.wsgi:application"
+bind = [f"0.0.0.0:{os.environ.get('PORT', '8000')}"]
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+threads = int(
+    os.environ.get("GUNICORN_THREADS") or settings.ORDER_WORKERS + settings.ORDER_QUEUE_SIZE + SPARE_THREADS
+)
+
+_longest_request = settings.ORDER_PLACEMENT_TIMEOUT_SECONDS + 2 * settings.PAYPAL_TIMEOUT_SECONDS
+timeout = int(_longest_request) + 15
+graceful_timeout = timeout
+# Behind a load balancer or proxy that keeps connections open.
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+# gunicorn's control socket lives under $HOME by default, shared by every gunicorn of the user (and
+# not writable in the image): the shop does not use it.
+control_socket_disable = True
+
+
+def on_starting(server):
+    pool = settings.ORDER_WORKERS + settings.ORDER_QUEUE_SIZE
+    server.log.info(
+        "web: %s processes x %s threads; each process has an order pool of %s workers and a queue of %s",
+        server.cfg.workers,
+        server.cfg.threads,
+        settings.ORDER_WORKERS,
+        settings.ORDER_QUEUE_SIZE,
+    )
+    if server.cfg.threads <= pool:
+        server.log.warning(
+            "GUNICORN_THREADS=%s is not above ORDER_WORKERS + ORDER_QUEUE_SIZE = %s: the order queue can "
+            "never fill, so a rush waits in gunicorn instead of getting 503 busy",
+            server.cfg.threads,
+            pool,
+        )
+
+
+def worker_exit(server, worker):
+    # In the worker, after its in-flight requests finished (or graceful_timeout ran out).
+    from orders.worker_pool import pool_shutdown
+
+    pool_shutdown()
