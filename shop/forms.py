@@ -1,8 +1,11 @@
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import PasswordResetForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.template import loader
 from django.utils.translation import gettext_lazy as _
+
+from shop.tasks import send_account_email
 
 
 class SignupForm(UserCreationForm):
@@ -11,6 +14,27 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+
+class ShopPasswordResetForm(PasswordResetForm):
+    """Django's password reset, with the email rendered here (in the shopper's language) and sent by
+    a Celery task, so that the request never waits on the mail server."""
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ):
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        html = (
+            loader.render_to_string(html_email_template_name, context) if html_email_template_name else None
+        )
+        send_account_email.delay(subject=subject, body=body, html=html, to=to_email)
 
 
 QUANTITY_ERRORS = {

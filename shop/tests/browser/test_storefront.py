@@ -106,3 +106,27 @@ def test_vietnamese_pages(page, screenshot):
     page.get_by_label("Ngôn ngữ").select_option("en")
     page.get_by_role("button", name="Đổi").click()
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+
+
+def test_forgot_password_from_the_login_page(page, screenshot, smtp_settings, smtp_server, django_user_model):
+    django_user_model.objects.create_user("gail", "gail@example.com", "old-pass-123")
+    page.goto("/accounts/login/")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill("gail@example.com")
+    page.get_by_role("button", name="Send me the link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    screenshot(page, "sent")
+
+    (message,) = smtp_server.wait_for(1)
+    body = next(part.get_content() for part in message.walk() if part.get_content_type() == "text/plain")
+    page.goto(re.search(r"https?://\S+/accounts/reset/\S+/", body).group(0))
+    page.get_by_label("New password:", exact=True).fill("brand-new-pass-7")
+    page.get_by_label("New password confirmation:").fill("brand-new-pass-7")
+    page.get_by_role("button", name="Change my password").click()
+    expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
+    page.get_by_role("link", name="Log in", exact=True).last.click()
+    page.get_by_label("Username").fill("gail")
+    page.get_by_label("Password").fill("brand-new-pass-7")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Signed in as gail")).to_be_visible()
+    screenshot(page, "signed-in")
