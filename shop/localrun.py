@@ -196,7 +196,7 @@ def build_plan(
                 port_variable="EMAIL_URL",
             )
         )
-        plan.urls["mail"] = f"{MAIL_DIR}/ (one .eml file per message; SMTP on 127.0.0.1:{mail_port})"
+        plan.urls["mail"] = f"{plan.urls['shop'].rstrip('/')}/dev/mail/ (saved in {MAIL_DIR}/)"
     else:
         plan.notes.append(
             f"EMAIL_URL={env.get('EMAIL_URL')}: mail goes there, the local mail sink is not started."

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop import api, views
+from shop import api, devmail, views
 from shop.forms import ShopPasswordResetForm
 
 api_urlpatterns = [
@@ -67,4 +67,8 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("api/", include(api_urlpatterns)),
     path("admin/", admin.site.urls),
+    # make run's caught emails; 404 unless DEBUG
+    path("dev/mail/", devmail.mail_list, name="dev-mail-list"),
+    path("dev/mail/<str:name>/", devmail.mail_detail, name="dev-mail-detail"),
+    path("dev/mail/<str:name>/html/", devmail.mail_html, name="dev-mail-html"),
 ]

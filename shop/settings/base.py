@@ -189,6 +189,8 @@ KAFKA_EMAIL_CONSUMER_GROUP = env("KAFKA_EMAIL_CONSUMER_GROUP", default="email-se
 KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
 KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=300000)
 
+# Where make run's mail sink saves what it catches (read by the DEBUG-only page /dev/mail/).
+LOCAL_MAIL_DIR = VAR_DIR / "mail"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:1025")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Shop <orders@shop.local>")
