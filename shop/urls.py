@@ -67,6 +67,7 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("api/", include(api_urlpatterns)),
     path("admin/", admin.site.urls),
+    path("favicon.ico", views.favicon),
     # make run's caught emails; 404 unless DEBUG
     path("dev/mail/", devmail.mail_list, name="dev-mail-list"),
     path("dev/mail/<str:name>/", devmail.mail_detail, name="dev-mail-detail"),

@@ -7,7 +7,9 @@ the order worker pool, like the API) and the PayPal hand-off in ``payments.servi
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
@@ -273,3 +275,8 @@ def _to_payment(request, order):
         messages.error(request, _error_message(ShopError()))
         return redirect(order.get_absolute_url())
     return redirect(payment.approval_url)
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page says; send them to the static icon."""
+    return HttpResponsePermanentRedirect(static("shop/favicon.svg"))

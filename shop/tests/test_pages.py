@@ -310,3 +310,10 @@ def test_vietnamese_error_pages(client):
     assert "Không tìm thấy trang" in client.get("/no-such-page/").content.decode()
     with translation.override("vi"):
         assert "Đã xảy ra lỗi" in render_to_string("500.html")
+
+
+def test_there_is_a_favicon(client):
+    page = client.get("/").content.decode()
+    assert 'rel="icon"' in page and "favicon.svg" in page
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("shop/favicon.svg")
