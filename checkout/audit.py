@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from checkout.models import StockAudit
 from inventory.models import Product, ReservedStock, Stock, StockMovement
@@ -20,7 +23,8 @@ from payments.models import Payment, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
-SHOWN_IDS = 50  # ids listed per drift; the count says how many there are
+SHOWN_IDS = 50  # ids printed per drift; the count says how many there are
+KEPT_IDS = 1000  # ids kept per drift in a stored result
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,36 @@ def _stock_checks() -> list[Drift]:
     ]
 
 
+def _sale_checks() -> list[Drift]:
+    """A paid order had its stock deducted exactly once: one sale movement per line, of its quantity.
+    (Orders paid before the ledger existed have none; they are not judged.)"""
+    opened = StockMovement.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    if opened is None:
+        return []
+    sold = StockMovement.objects.filter(
+        order_id=OuterRef("order_id"), product_id=OuterRef("product_id"), reason="sale"
+    )
+    lines = OrderLine.objects.filter(
+        order__status=OrderStatus.SUCCESS, order__completed_at__gte=opened
+    ).annotate(deducted=_sum_of(sold, "delta"))
+    return [
+        Drift(
+            "paid_order_not_deducted_once",
+            "paid orders whose lines were not deducted from stock exactly once",
+            sorted(set(lines.exclude(deducted=-F("quantity")).values_list("order_id", flat=True))),
+        ),
+        Drift(
+            "unpaid_order_deducted",
+            "orders that are not paid but have sales in the stock ledger",
+            _ids(
+                Order.objects.exclude(status=OrderStatus.SUCCESS).filter(
+                    Exists(StockMovement.objects.filter(order_id=OuterRef("pk"), reason="sale"))
+                )
+            ),
+        ),
+    ]
+
+
 def _order_checks() -> list[Drift]:
     lines = OrderLine.objects.filter(order_id=OuterRef("pk"))
     holds = ReservedStock.objects.filter(order_id=OuterRef("pk"))
@@ -124,6 +158,17 @@ def _order_checks() -> list[Drift]:
             ),
         ),
         Drift(
+            "pending_past_settle_deadline",
+            "pending orders past their hold plus PAYPAL_SETTLE_GRACE_SECONDS",
+            _ids(
+                Order.objects.filter(
+                    status=OrderStatus.PENDING,
+                    reserved_until__lt=timezone.now()
+                    - timedelta(seconds=settings.PAYPAL_SETTLE_GRACE_SECONDS),
+                )
+            ),
+        ),
+        Drift(
             "final_order_holds_stock",
             "paid or failed orders that still hold stock",
             _ids(Order.objects.exclude(status=OrderStatus.PENDING).filter(Exists(holds))),
@@ -148,11 +193,16 @@ def stock_audit_run() -> list[Drift]:
     committing meanwhile (stock counters and holds change in one transaction) is seen whole or not
     at all, and a busy shop reports nothing.
     """
-    return [drift for drift in (*_stock_checks(), *_order_checks()) if drift.ids]
+    return [drift for drift in (*_stock_checks(), *_sale_checks(), *_order_checks()) if drift.ids]
 
 
 def stock_audit_record(*, drifts: list[Drift]) -> StockAudit:
-    """Keep the result for staff (the last one is shown in the admin); log each drift as an error."""
+    """Keep the result for staff (the last one is shown in the admin); log each drift as an error.
+    Results older than ``OUTBOX_RETENTION_DAYS`` are deleted; at most ``KEPT_IDS`` ids are kept per drift."""
     for drift in drifts:
         logger.error("stock audit: %s", drift)
-    return StockAudit.objects.create(drift_count=len(drifts), drifts=[asdict(drift) for drift in drifts])
+    StockAudit.objects.filter(
+        ran_at__lt=timezone.now() - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    ).delete()
+    kept = [{**asdict(drift), "ids": drift.ids[:KEPT_IDS], "count": len(drift.ids)} for drift in drifts]
+    return StockAudit.objects.create(drift_count=len(drifts), drifts=kept)

@@ -6,6 +6,8 @@ the ledger, so a form opened before a sale can never write an old count back. ``
 never on a form. Holds and the ledger are read-only.
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -37,6 +39,10 @@ MAX_UNITS = 1_000_000
 
 
 class ProductForm(forms.ModelForm):
+    """The catalog fields of a product. A form opened before another staff member saved the product
+    is refused (it would write back their changes), as is a stock count opened before a sale."""
+
+    version = forms.CharField(widget=forms.HiddenInput, required=False)
     low_stock_threshold = forms.IntegerField(
         label=_("low-stock threshold"),
         min_value=0,
@@ -54,6 +60,31 @@ class ProductForm(forms.ModelForm):
         stock = Stock.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
         if stock is not None:
             self.fields["low_stock_threshold"].initial = stock.low_stock_threshold
+        if self.instance.pk:
+            self.fields["version"].initial = _version(self.instance.updated_at, stock)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk:
+            # Held until the admin's transaction ends (after the save): no other save slips in between.
+            # NO KEY UPDATE does not stand in the way of placements (they take KEY SHARE locks).
+            current = Product.objects.select_for_update(no_key=True).get(pk=self.instance.pk)
+            stock = Stock.objects.filter(pk=current.pk).first()
+            if cleaned.get("version") != _version(current.updated_at, stock):
+                raise forms.ValidationError(
+                    _(
+                        "Someone saved this product after you opened this page. Reload it to see their "
+                        "changes, then make yours again."
+                    ),
+                    code="product_changed_meanwhile",
+                )
+        return cleaned
+
+
+def _version(updated_at, stock) -> str:
+    """What the product form was opened against: the product's and its threshold's last change."""
+    threshold = stock.low_stock_threshold if stock is not None else ""
+    return f"{updated_at.isoformat() if updated_at else ''}|{threshold}"
 
 
 class ProductAddForm(ProductForm):
@@ -130,14 +161,15 @@ class ProductAdmin(admin.ModelAdmin):
     list_select_related = ("stock",)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = self.add_form
+        if obj is None and self.has_adjust_stock_permission(request):
+            kwargs["form"] = self.add_form  # only who may move stock says how much there is
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        catalog = (None, {"fields": (*PRODUCT_FIELDS,)})
+        catalog = (None, {"fields": (*PRODUCT_FIELDS, "version")})
         if obj is None:
-            return (catalog, (_("Stock"), {"fields": ("opening_stock", "low_stock_threshold")}))
+            opening = ("opening_stock",) if self.has_adjust_stock_permission(request) else ()
+            return (catalog, (_("Stock"), {"fields": (*opening, "low_stock_threshold")}))
         return (
             catalog,
             (_("Stock"), {"fields": ("stock_summary", "low_stock_threshold", "recent_movements")}),
@@ -165,7 +197,7 @@ class ProductAdmin(admin.ModelAdmin):
             return
         product = product_create(
             **{name: data[name] for name in PRODUCT_FIELDS},
-            on_hand=data["opening_stock"],
+            on_hand=data.get("opening_stock") or 0,
             low_stock_threshold=data["low_stock_threshold"],
             staff=request.user,
         )
@@ -268,7 +300,7 @@ class ProductAdmin(admin.ModelAdmin):
         """Receive, write off or count the stock of one product, through the stock services."""
         if not self.has_adjust_stock_permission(request):
             raise PermissionDenied
-        if not str(object_id).isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", str(object_id)):
             raise Http404
         product = get_object_or_404(Product, pk=object_id)
         stock = Stock.objects.get_or_create(product=product)[0]
@@ -311,9 +343,12 @@ class ProductAdmin(admin.ModelAdmin):
                 )
         except InventoryError as error:
             form.add_error("units", error.message)
-            if isinstance(error, StockChangedMeanwhile):  # the next try counts against today's figure
+            if isinstance(error, StockChangedMeanwhile):
+                # The next try counts against today's figure, with a figure staff enter anew: saving
+                # the refused page again must not apply the old count.
                 form.data = form.data.copy()
                 form.data["on_hand_seen"] = str(error.data["on_hand"])
+                form.data["units"] = ""
             return False
         text = gettext("%(reason)s: %(delta)+d units, %(on_hand)d on hand now.") % {
             "reason": movement.get_reason_display(),

@@ -130,3 +130,25 @@ def test_order_actions_need_their_own_permissions(django_user_model, records):
     )
     assert Order.objects.get(pk=order.pk).failure_reason == "cancelled_by_staff"
     assert Payment.objects.get(order=order).status == "FAILED"
+
+
+def test_refund_actions_need_the_refund_permission(django_user_model, records):
+    from django.contrib.auth.models import Permission
+
+    from payments.models import PaymentStatus
+
+    payment = records["payments/payment"]
+    Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.SUCCESS, capture_id="CAP-1")
+    viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-1", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_order", "view_payment", "cancel_order"])
+    )
+    client = Client()
+    client.force_login(viewer)
+    for url, action, pk in [
+        ("/admin/orders/order/", "refund_payments", payment.order_id),
+        ("/admin/payments/payment/", "refund_through_paypal", payment.pk),
+    ]:
+        assert action not in client.get(url).content.decode()
+        client.post(url, {"action": action, "_selected_action": [pk], "post": "yes"})
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCESS  # no refund was even tried

@@ -11,7 +11,7 @@ from django.db import connection
 from checkout.audit import stock_audit_run
 from checkout.models import StockAudit
 from checkout.tasks import AUDIT_STOCK_TASK
-from inventory.models import ReservedStock, Stock
+from inventory.models import ReservedStock, Stock, StockMovement
 from inventory.services import stock_count, stock_receive, stock_write_off
 from inventory.tests.factories import ProductFactory
 from orders.models import Order
@@ -111,9 +111,29 @@ def corrupt_failed_keeps_money(shop):
     return shop["failed"].pk
 
 
+def corrupt_sale_missing(shop):
+    StockMovement.objects.filter(order=shop["paid"], reason="sale").delete()
+    return shop["paid"].pk
+
+
+def corrupt_sale_on_failed(shop):
+    StockMovement.objects.create(
+        product=shop["cap"], delta=0, on_hand_after=3, reason="sale", order=shop["failed"]
+    )
+    return shop["failed"].pk
+
+
+def corrupt_pending_forever(shop):
+    Order.objects.filter(pk=shop["pending"].pk).update(reserved_until="2000-01-01T00:00:00Z")
+    return shop["pending"].pk
+
+
 @pytest.mark.parametrize(
     ("corrupt", "code"),
     [
+        (corrupt_sale_missing, "paid_order_not_deducted_once"),
+        (corrupt_sale_on_failed, "unpaid_order_deducted"),
+        (corrupt_pending_forever, "pending_past_settle_deadline"),
         (corrupt_stock_bounds, "stock_out_of_bounds"),
         (corrupt_missing_stock_row, "product_without_stock"),
         (corrupt_reserved, "reserved_not_sum_of_holds"),
@@ -166,3 +186,4 @@ def test_the_hourly_beat_task_is_registered_and_logs_each_drift(shop, caplog):
     assert any("ledger_not_on_hand" in record.getMessage() for record in caplog.records)
     latest = StockAudit.objects.first()
     assert latest.drift_count == 1 and latest.drifts[0]["ids"] == [shop["mug"].pk]
+    assert latest.drifts[0]["count"] == 1

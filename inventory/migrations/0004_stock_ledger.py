@@ -7,10 +7,15 @@ from django.db import migrations, models
 
 
 def write_opening_balances(apps, schema_editor):
-    """Every product that exists now starts its ledger with what it has on hand."""
+    """Every product that exists now starts its ledger with what it has on hand; a product that was
+    saved without a stock row (the old admin could do that) gets one, with nothing on hand."""
+    Product = apps.get_model("inventory", "Product")
     Stock = apps.get_model("inventory", "Stock")
     StockMovement = apps.get_model("inventory", "StockMovement")
     now = django.utils.timezone.now()
+    Stock.objects.bulk_create(
+        Stock(product_id=pk, on_hand=0, reserved=0) for pk in Product.objects.filter(stock=None).values_list("pk", flat=True)
+    )
     StockMovement.objects.bulk_create(
         StockMovement(
             product_id=stock.product_id,

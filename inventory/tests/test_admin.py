@@ -81,7 +81,8 @@ def test_a_product_added_with_default_fields_is_out_of_stock_on_the_catalog(staf
     ]
     catalog = client.get("/")
     assert catalog.status_code == 200
-    assert "New lamp" in catalog.content.decode()
+    card = catalog.content.decode().split("New lamp", 1)[1][:800]
+    assert "Out of stock" in card
     detail = client.get(product.get_absolute_url())
     assert detail.status_code == 200 and "Out of stock" in detail.content.decode()
 
@@ -297,3 +298,58 @@ def test_the_ledger_is_listed_read_only_and_linked_from_the_product_list(staff_c
     delete = staff_client.post(f"/admin/inventory/stockmovement/{movement.pk}/delete/", {"post": "yes"})
     assert delete.status_code == 403
     assert StockMovement.objects.get(pk=movement.pk).delta == -2
+
+
+def test_saving_a_refused_count_again_does_not_apply_the_old_figure(staff_client, user):
+    product = ProductFactory(on_hand=10)
+    page = stock_page(staff_client, product)
+    sell(user, product, 1)
+    refused = post_stock(staff_client, product, page, operation="count", units="10").content.decode()
+
+    again = staff_client.post(f"{PRODUCTS}{product.pk}/stock/", form_data(refused))  # Save pressed again
+
+    assert again.status_code == 200 and "errorlist" in again.content.decode()
+    assert stock_of(product).on_hand == 9  # the sold unit stays sold
+    assert not StockMovement.objects.filter(product=product, reason="count").exists()
+
+
+def test_a_product_form_opened_before_another_save_is_refused(staff_client, django_user_model):
+    product = ProductFactory(on_hand=10, price="10.00")
+    page_a = staff_client.get(f"{PRODUCTS}{product.pk}/change/").content.decode()
+    other = Client()
+    other.force_login(django_user_model.objects.create_superuser("other", "o@example.com", "pw-other-1"))
+    page_b = other.get(f"{PRODUCTS}{product.pk}/change/").content.decode()
+    recall = {**form_data(page_b)}
+    recall.pop("is_active")  # staff B takes the product off sale
+    assert other.post(f"{PRODUCTS}{product.pk}/change/", recall).status_code == 302
+
+    response = staff_client.post(f"{PRODUCTS}{product.pk}/change/", {**form_data(page_a), "price": "12.00"})
+
+    assert response.status_code == 200
+    assert "Someone saved this product after you opened this page" in response.content.decode()
+    product.refresh_from_db()
+    assert (product.is_active, str(product.price)) == (False, "10.00")
+
+
+def test_odd_ids_on_the_stock_page_are_not_found(staff_client):
+    for object_id in ("%C2%B2", "abc", "99999999999999999999999", "1.0"):
+        assert staff_client.get(f"{PRODUCTS}{object_id}/stock/").status_code == 404, object_id
+
+
+def test_only_staff_who_may_move_stock_set_the_opening_stock(django_user_model):
+    clerk = django_user_model.objects.create_user(username="clerk", password="pw-clerk-1", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["add_product", "view_product"]))
+    client = Client()
+    client.force_login(clerk)
+    page = client.get(f"{PRODUCTS}add/").content.decode()
+    assert 'name="opening_stock"' not in page
+    data = {
+        **form_data(page),
+        "sku": "NEW-9",
+        "name": "Sneaky",
+        "slug": "sneaky",
+        "price": "5.00",
+        "opening_stock": "1000000",
+    }
+    assert client.post(f"{PRODUCTS}add/", data).status_code == 302
+    assert stock_of(Product.objects.get(sku="NEW-9")).on_hand == 0

@@ -11,7 +11,7 @@ from payments.models import Payment, PaymentStatus
 
 PAYMENT_FOR_ORDER = {
     OrderStatus.PENDING: {PaymentStatus.PENDING},
-    OrderStatus.SUCCESS: {PaymentStatus.SUCCESS},
+    OrderStatus.SUCCESS: {PaymentStatus.SUCCESS, PaymentStatus.REFUNDED},  # refunded by staff after the sale
     OrderStatus.FAILED: {PaymentStatus.FAILED, PaymentStatus.REFUNDED},
 }
 
