@@ -12,6 +12,14 @@ class InvalidOrder(OrderError):
     default_message = "The order is not valid."
 
 
+class UnknownProducts(InvalidOrder):
+    """Some lines name a product that does not exist or is not for sale (a fact of the catalog, not of
+    the request's shape)."""
+
+    code = "unknown_product"
+    default_message = "Some products do not exist or are not for sale."
+
+
 class OutOfStock(OrderError):
     """Some lines ask for more than is available; ``items`` lists every short line."""
 

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop import api, views
+from shop import api, error_views, views
 
 api_urlpatterns = [
     path("auth/register/", api.RegisterApi.as_view(), name="api-register"),
@@ -12,6 +12,7 @@ api_urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
+    re_path(r"", error_views.api_not_found),  # last: any other /api/ path is a JSON 404
 ]
 
 urlpatterns = [
@@ -31,3 +32,7 @@ urlpatterns = [
     path("api/", include(api_urlpatterns)),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = error_views.bad_request
+handler404 = error_views.page_not_found
+handler500 = error_views.server_error
