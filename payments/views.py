@@ -26,11 +26,12 @@ logger = logging.getLogger(__name__)
 
 def _own_order_for_token(request) -> Order:
     """The signed-in shopper's order paid through this PayPal order; anyone else's is a 404."""
-    token = request.GET.get("token", "").strip()
-    if not token:
-        raise Http404("No PayPal order was given.")
+    token = request.GET.get("token", "")
     if has_control_characters(token):  # no PayPal order id has one, and NUL cannot even be queried
         raise Http404("No such order.")
+    token = token.strip()
+    if not token:
+        raise Http404("No PayPal order was given.")
     payment = (
         Payment.objects.select_related("order")
         .filter(provider_order_id=token, order__user=request.user)

@@ -89,6 +89,23 @@ class InputSerializer(serializers.Serializer):
         return value
 
 
+class _StringsOnly:
+    """A JSON string only: DRF's ``CharField`` would turn a number into text, which the schema refuses."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StringsOnly, serializers.CharField):
+    pass
+
+
+class StrictEmailField(_StringsOnly, serializers.EmailField):
+    default_error_messages = {"invalid": "Enter a valid email address."}
+
+
 # The longest password the API takes: PBKDF2 costs the same whatever its length, but the body does not.
 PASSWORD_MAX_LENGTH = 4096
 
@@ -111,11 +128,11 @@ class RegisterSerializer(InputSerializer):
         username = get_user_model()._meta.get_field("username")
         return {
             # Not trimmed: a username with spaces is refused, as the pattern in the schema says.
-            "username": serializers.CharField(
+            "username": StrictCharField(
                 max_length=username.max_length, validators=username.validators, trim_whitespace=False
             ),
-            "email": serializers.EmailField(max_length=get_user_model()._meta.get_field("email").max_length),
-            "password": serializers.CharField(
+            "email": StrictEmailField(max_length=get_user_model()._meta.get_field("email").max_length),
+            "password": StrictCharField(
                 write_only=True,
                 trim_whitespace=False,
                 min_length=password_min_length(),
@@ -142,7 +159,7 @@ class RegisterApi(APIView):
                 "Registered",
                 {
                     "id": serializers.IntegerField(),
-                    "username": serializers.CharField(),
+                    "username": StrictCharField(),
                     "email": serializers.EmailField(),
                 },
             ),
@@ -161,11 +178,11 @@ class RegisterApi(APIView):
 class TokenRequestSerializer(InputSerializer):
     def get_fields(self):
         return {
-            "username": serializers.CharField(
+            "username": StrictCharField(
                 max_length=get_user_model()._meta.get_field("username").max_length,
                 trim_whitespace=False,
             ),
-            "password": serializers.CharField(
+            "password": StrictCharField(
                 write_only=True, trim_whitespace=False, max_length=PASSWORD_MAX_LENGTH
             ),
         }
