@@ -35,7 +35,11 @@ class OutOfStockItemSerializer(serializers.Serializer):
 
 
 class OutOfStockErrorSerializer(ErrorSerializer):
-    items = OutOfStockItemSerializer(many=True, help_text="Every line that asks for more than is available.")
+    items = OutOfStockItemSerializer(
+        many=True,
+        required=False,
+        help_text="`out_of_stock`: every line that asks for more than is available.",
+    )
 
 
 def error_response(description: str, *, with_errors: bool = False, body=None) -> OpenApiResponse:
