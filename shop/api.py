@@ -8,9 +8,11 @@ from django.contrib.auth import authenticate, get_user_model, password_validatio
 from django.core.exceptions import RequestDataTooBig
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -68,6 +70,25 @@ def exception_handler(exc, context):
             "message": str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Error.",
         }
     return response
+
+
+class _JSONErrors:
+    """The schema (YAML or JSON) and its Swagger page (HTML) answer their errors (a POST: 405) in JSON,
+    like every other ``/api/`` path."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(_JSONErrors, SpectacularAPIView):
+    pass
+
+
+class SchemaDocsView(_JSONErrors, SpectacularSwaggerView):
+    pass
 
 
 class InputSerializer(serializers.Serializer):

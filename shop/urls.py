@@ -1,15 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from shop import api, error_views, views
 
 api_urlpatterns = [
     path("auth/register/", api.RegisterApi.as_view(), name="api-register"),
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("schema/", api.SchemaView.as_view(), name="api-schema"),
+    path("docs/", api.SchemaDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
     re_path(r"", error_views.api_not_found),  # last: any other /api/ path is a JSON 404

@@ -254,6 +254,8 @@ def test_unknown_api_paths_and_methods_answer_json(world):
         ("DELETE", "/api/orders/", 405, "method_not_allowed"),
         ("PUT", "/api/auth/token/", 405, "method_not_allowed"),
         ("GET", f"/api/orders/{world['order'].pk}/cancel/", 405, "method_not_allowed"),
+        ("POST", "/api/schema/", 405, "method_not_allowed"),
+        ("POST", "/api/docs/", 405, "method_not_allowed"),
     ]:
         response = requests.request(method, f"{url}{path}", headers=headers, timeout=30)
         assert (response.status_code, response.headers["Content-Type"]) == (status, JSON), (method, path)
