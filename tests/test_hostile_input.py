@@ -142,6 +142,18 @@ def send_all(world, *, path, valid_body, headers=None, webhook=False):
     return problems
 
 
+def send_malformed(world, *, path, payloads: dict, headers=None):
+    """POST each JSON payload of a shape the schema refuses: each must be the documented 400 ``invalid``."""
+    allowed = documented_statuses(world["schema"], path, "post")
+    problems = []
+    for name, payload in payloads.items():
+        response = requests.post(f"{world['url']}{path}", json=payload, headers=headers, timeout=30)
+        problems += [
+            f"{name}: {p}" for p in problems_with(response, allowed=allowed, status=400, code="invalid")
+        ]
+    return problems
+
+
 def test_hostile_bodies_on_place_order(world):
     before = snapshot()
     headers = {"Authorization": f"Token {world['token']}"}
@@ -149,25 +161,26 @@ def test_hostile_bodies_on_place_order(world):
     problems = send_all(world, path="/api/orders/", valid_body=valid, headers=headers)
 
     # Shapes the schema refuses, each refused by the API with the documented 400.
-    allowed = documented_statuses(world["schema"], "/api/orders/", "post")
     product = world["product"].pk
-    for name, payload in {
-        "unknown field": {**valid, "total": "0.01"},
-        "unknown field of a line": {"lines": [{"product": product, "quantity": 1, "unit_price": "0.01"}]},
-        "no lines": {"lines": []},
-        "more lines than allowed": {"lines": [{"product": product, "quantity": 1}] * 51},
-        "quantity over the limit": {"lines": [{"product": product, "quantity": 101}]},
-        "huge quantity": {"lines": [{"product": product, "quantity": 10**30}]},
-        "huge negative quantity": {"lines": [{"product": product, "quantity": -(10**30)}]},
-        "product id over bigint": {"lines": [{"product": 2**64, "quantity": 1}]},
-        "quantity as a float": {"lines": [{"product": product, "quantity": 1.0}]},
-    }.items():
-        response = requests.post(f"{world['url']}/api/orders/", json=payload, headers=headers, timeout=30)
-        problems += [
-            f"{name}: {p}" for p in problems_with(response, allowed=allowed, status=400, code="invalid")
-        ]
+    problems += send_malformed(
+        world,
+        path="/api/orders/",
+        headers=headers,
+        payloads={
+            "unknown field": {**valid, "total": "0.01"},
+            "unknown field of a line": {"lines": [{"product": product, "quantity": 1, "unit_price": "0.01"}]},
+            "no lines": {"lines": []},
+            "more lines than allowed": {"lines": [{"product": product, "quantity": 1}] * 51},
+            "quantity over the limit": {"lines": [{"product": product, "quantity": 101}]},
+            "huge quantity": {"lines": [{"product": product, "quantity": 10**30}]},
+            "huge negative quantity": {"lines": [{"product": product, "quantity": -(10**30)}]},
+            "product id over bigint": {"lines": [{"product": 2**64, "quantity": 1}]},
+            "quantity as a float": {"lines": [{"product": product, "quantity": 1.0}]},
+        },
+    )
 
     # Idempotency-Key: control characters (NUL first) and lengths the schema refuses.
+    allowed = documented_statuses(world["schema"], "/api/orders/", "post")
     for name, key in {
         "NUL": "key\x00one",
         "only NUL": "\x00",
@@ -192,19 +205,18 @@ def test_hostile_bodies_on_register(world):
     before = snapshot()
     valid = {"username": "mallory", "email": "mallory@example.com", "password": "a-strong-pass-42"}
     problems = send_all(world, path="/api/auth/register/", valid_body=valid)
-    allowed = documented_statuses(world["schema"], "/api/auth/register/", "post")
-    for name, payload in {
-        "unknown field": {**valid, "is_staff": True},
-        "username too long": {**valid, "username": "m" * 151},
-        "username with a space": {**valid, "username": " mallory"},
-        "email too long": {**valid, "email": "m" * 250 + "@example.com"},
-        "password too long": {**valid, "password": "p" * 4097},
-        "password as a number": {**valid, "password": 12345678901234567890},
-    }.items():
-        response = requests.post(f"{world['url']}/api/auth/register/", json=payload, timeout=30)
-        problems += [
-            f"{name}: {p}" for p in problems_with(response, allowed=allowed, status=400, code="invalid")
-        ]
+    problems += send_malformed(
+        world,
+        path="/api/auth/register/",
+        payloads={
+            "unknown field": {**valid, "is_staff": True},
+            "username too long": {**valid, "username": "m" * 151},
+            "username with a space": {**valid, "username": " mallory"},
+            "email too long": {**valid, "email": "m" * 250 + "@example.com"},
+            "password too long": {**valid, "password": "p" * 4097},
+            "password as a number": {**valid, "password": 12345678901234567890},
+        },
+    )
     assert problems == []
     assert snapshot() == before
 
@@ -213,16 +225,15 @@ def test_hostile_bodies_on_token(world):
     before = snapshot()
     valid = {"username": "alice", "password": "alice-pass-42"}
     problems = send_all(world, path="/api/auth/token/", valid_body=valid)
-    allowed = documented_statuses(world["schema"], "/api/auth/token/", "post")
-    for name, payload in {
-        "unknown field": {**valid, "scope": "admin"},
-        "username too long": {**valid, "username": "a" * 151},
-        "password as an object": {**valid, "password": {"$ne": ""}},
-    }.items():
-        response = requests.post(f"{world['url']}/api/auth/token/", json=payload, timeout=30)
-        problems += [
-            f"{name}: {p}" for p in problems_with(response, allowed=allowed, status=400, code="invalid")
-        ]
+    problems += send_malformed(
+        world,
+        path="/api/auth/token/",
+        payloads={
+            "unknown field": {**valid, "scope": "admin"},
+            "username too long": {**valid, "username": "a" * 151},
+            "password as an object": {**valid, "password": {"$ne": ""}},
+        },
+    )
     assert problems == []
     assert snapshot() == before
 
