@@ -32,6 +32,7 @@ from orders.errors import (
     OrderNotFound,
     OrderNotPending,
     OutOfStock,
+    ProductQuantityExceeded,
     UnknownProducts,
 )
 from orders.lock_objects import order_lock, orders_lock_expired
@@ -87,7 +88,7 @@ def order_lines_normalize(*, lines) -> dict[int, int]:
         raise InvalidOrder("Some lines of the order are not valid.", errors={"lines": errors})
     too_many = sorted(product for product, quantity in merged.items() if quantity > max_quantity)
     if too_many:
-        raise InvalidOrder(
+        raise ProductQuantityExceeded(
             f"At most {max_quantity} units of one product per order.",
             errors={"lines": {"products": too_many}},
         )

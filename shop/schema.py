@@ -6,8 +6,9 @@
 - ``additionalProperties: false`` on request bodies that refuse unknown fields (``InputSerializer``);
 - a pattern without U+0000 on request strings (DRF refuses NUL in every ``CharField``);
 - the error answers every operation can get from the plumbing rather than from its view: 400
-  ``invalid_json``, 413 and 415 when it reads a body, 401 when it authenticates, 406, and 429
-  when it is throttled; all with the ``Error`` body ``{code, message}``.
+  ``invalid_json``, 413 and 415 when it reads a body, 401 when it authenticates, 403 when a
+  session cookie needs a CSRF token, 406, and 429 when it is throttled; all with the ``Error``
+  body ``{code, message}``.
 """
 
 from django.core.validators import ProhibitNullCharactersValidator
@@ -15,6 +16,8 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import is_list_serializer
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import SAFE_METHODS
 
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 
@@ -59,6 +62,9 @@ BODY_ERRORS = {
 AUTHENTICATION_ERROR = error_response(
     "`not_authenticated`: no credentials; `authentication_failed`: an unknown or inactive token"
 )
+CSRF_FAILED = error_response(
+    "`permission_denied`: a request authenticated by the session cookie without its CSRF token"
+)
 NOT_ACCEPTABLE = error_response("`not_acceptable`: the `Accept` header rules out JSON")
 THROTTLED = error_response("`throttled`: too many requests; see `Retry-After`")
 
@@ -80,6 +86,8 @@ class ShopAutoSchema(AutoSchema):
             errors.update(BODY_ERRORS)
         if self.view.authentication_classes:  # a bad token is refused also where anonymous callers are not
             errors[401] = AUTHENTICATION_ERROR
+        if self.method not in SAFE_METHODS and SessionAuthentication in self.view.authentication_classes:
+            errors[403] = CSRF_FAILED
         errors[406] = NOT_ACCEPTABLE
         if self.view.throttle_classes:
             errors[429] = THROTTLED

@@ -203,6 +203,7 @@ def _error_message(error: ShopError) -> str:
     return {
         "invalid": cart_unorderable,
         "unknown_product": cart_unorderable,
+        "product_quantity_exceeded": cart_unorderable,
         "busy": _("The shop is very busy right now. Please wait a moment and press Place order again."),
         "idempotency_conflict": _("Your cart changed while you were checking out. Please review it again."),
         "placement_failed": _("Your order could not be placed. Nothing was charged; please try again."),

@@ -1,8 +1,10 @@
 """Schemathesis hooks of ``tests/test_api_schema_fuzz.py`` (loaded through ``SCHEMATHESIS_HOOKS``).
 
 ``shape_acceptance``: a request the schema allows may be refused for what it names (a product that
-does not exist, a username in use, wrong credentials: each with its own documented code), never for
-its shape. Schemathesis's own ``positive_data_acceptance`` cannot tell the two apart: both are 400s.
+does not exist, a username in use, wrong credentials) or for a rule JSON Schema cannot state (lines
+of one product adding up to more than the per-line maximum), each with its own documented code;
+never for its shape (``invalid``, ``invalid_json``, 413, 415). Schemathesis's own
+``positive_data_acceptance`` cannot tell these apart: all are 400s.
 """
 
 import schemathesis

@@ -61,7 +61,9 @@ class OrderListCreateApi(APIView):
             201: OrderOutputSerializer,
             400: error_response(
                 "`invalid`: a line or the Idempotency-Key is malformed (`errors` says which); "
-                "`unknown_product`: a product does not exist or is not for sale",
+                "`unknown_product`: a product does not exist or is not for sale; "
+                "`product_quantity_exceeded`: lines of one product add up to more than "
+                "ORDER_MAX_QUANTITY_PER_LINE",
                 with_errors=True,
             ),
             409: error_response(

@@ -158,6 +158,21 @@ def test_duplicate_lines_are_merged(auth_client):
     assert [(line["product"], line["quantity"]) for line in response.json()["lines"]] == [(mug.pk, 3)]
 
 
+def test_lines_of_one_product_over_the_maximum_have_their_own_code(auth_client, settings):
+    """JSON Schema cannot state a limit on a sum across lines: the refusal says which rule it is."""
+    settings.ORDER_MAX_QUANTITY_PER_LINE = 5
+    mug = ProductFactory(on_hand=50)
+    response = auth_client.post(
+        "/api/orders/",
+        {"lines": [{"product": mug.pk, "quantity": 3}, {"product": mug.pk, "quantity": 3}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "product_quantity_exceeded"
+    assert response.json()["errors"] == {"lines": {"products": [mug.pk]}}
+    assert nothing_written()
+
+
 def test_malformed_json_is_400(auth_client):
     response = auth_client.post("/api/orders/", '{"lines": [', content_type="application/json")
     assert response.status_code == 400

@@ -45,3 +45,14 @@ def test_pages_keep_html_for_a_body_over_the_limit(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = client.post("/accounts/signup/", {"username": "x" * 2000})
     assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+
+
+def test_a_session_post_without_csrf_token_is_the_documented_403(user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = client.post("/api/orders/", {"lines": []}, content_type="application/json")
+    assert (response.status_code, response["Content-Type"]) == (403, "application/json")
+    assert response.json()["code"] == "permission_denied"
+    schema = client.get("/api/schema/?format=json").json()
+    assert "403" in schema["paths"]["/api/orders/"]["post"]["responses"]
+    assert "403" not in schema["paths"]["/api/orders/"]["get"]["responses"]
