@@ -12,6 +12,21 @@ class InvalidOrder(OrderError):
     default_message = "The order is not valid."
 
 
+class UnknownProducts(InvalidOrder):
+    """Some lines name a product that does not exist or is not for sale (a fact of the catalog, not of
+    the request's shape)."""
+
+    code = "unknown_product"
+    default_message = "Some products do not exist or are not for sale."
+
+
+class ProductQuantityExceeded(InvalidOrder):
+    """Lines naming the same product add up to more than ``ORDER_MAX_QUANTITY_PER_LINE``: a rule across
+    lines, which JSON Schema cannot state, so it has a code of its own."""
+
+    code = "product_quantity_exceeded"
+
+
 class OutOfStock(OrderError):
     """Some lines ask for more than is available; ``items`` lists every short line."""
 

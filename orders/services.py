@@ -26,7 +26,15 @@ from inventory.reservations import (
     holds_release,
 )
 from notifications.services import outbox_record_order_outcome, outbox_record_order_outcomes
-from orders.errors import IdempotencyConflict, InvalidOrder, OrderNotFound, OrderNotPending, OutOfStock
+from orders.errors import (
+    IdempotencyConflict,
+    InvalidOrder,
+    OrderNotFound,
+    OrderNotPending,
+    OutOfStock,
+    ProductQuantityExceeded,
+    UnknownProducts,
+)
 from orders.lock_objects import order_lock, orders_lock_expired
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
 from payments.models import Payment, PaymentStatus
@@ -80,7 +88,7 @@ def order_lines_normalize(*, lines) -> dict[int, int]:
         raise InvalidOrder("Some lines of the order are not valid.", errors={"lines": errors})
     too_many = sorted(product for product, quantity in merged.items() if quantity > max_quantity)
     if too_many:
-        raise InvalidOrder(
+        raise ProductQuantityExceeded(
             f"At most {max_quantity} units of one product per order.",
             errors={"lines": {"products": too_many}},
         )
@@ -138,9 +146,7 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
     products = Product.objects.filter(pk__in=list(quantities), is_active=True).in_bulk()
     unknown = sorted(set(quantities) - set(products))
     if unknown:
-        raise InvalidOrder(
-            "Some products do not exist or are not for sale.", errors={"lines": {"unknown_products": unknown}}
-        )
+        raise UnknownProducts(errors={"lines": {"unknown_products": unknown}})
     wrong_currency = sorted(pk for pk, product in products.items() if product.currency != currency)
     if wrong_currency:
         raise InvalidOrder(

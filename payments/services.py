@@ -19,7 +19,6 @@ recorded the capture, in their own transaction that locks the order row only.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -47,6 +46,7 @@ from payments.errors import (
     WebhookRejected,
 )
 from payments.models import Payment, PaymentStatus, WebhookEvent
+from shop.parsers import json_parse
 
 logger = logging.getLogger(__name__)
 
@@ -384,14 +384,12 @@ def payment_refund(*, order_id: int) -> Payment:
 def payment_handle_webhook(*, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
     """Verify a PayPal webhook with PayPal, then act on it once per event id.
 
-    ``WebhookRejected`` (bad JSON, bad signature): nothing changed, the view answers 400.
+    ``InvalidJSON`` (the API's JSON parser refused the body) or ``WebhookRejected`` (not an event, bad
+    signature): nothing changed, the view answers 400.
     ``PaymentGatewayError`` (PayPal unreachable, to verify or to act): nothing recorded as processed,
     the view answers 503 and PayPal delivers the event again later.
     """
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise WebhookRejected("The webhook body is not JSON.") from error
+    event = json_parse(body)
     if not isinstance(event, dict) or not event.get("id") or not event.get("event_type"):
         raise WebhookRejected("The webhook body is not a PayPal event.")
     if not gateway.paypal_webhook_verify(headers=headers, event=event, webhook_id=settings.PAYPAL_WEBHOOK_ID):

@@ -18,13 +18,18 @@ from orders.models import FailureReason, Order, OrderStatus
 from payments.errors import PaymentError, PaymentGatewayError, PaymentNotApproved, WebhookRejected
 from payments.models import Payment, PaymentStatus
 from payments.services import payment_cancel, payment_capture, payment_handle_webhook
+from shop.errors import InvalidJSON
+from shop.parsers import has_control_characters
 
 logger = logging.getLogger(__name__)
 
 
 def _own_order_for_token(request) -> Order:
     """The signed-in shopper's order paid through this PayPal order; anyone else's is a 404."""
-    token = request.GET.get("token", "").strip()
+    token = request.GET.get("token", "")
+    if has_control_characters(token):  # no PayPal order id has one, and NUL cannot even be queried
+        raise Http404("No such order.")
+    token = token.strip()
     if not token:
         raise Http404("No PayPal order was given.")
     payment = (
@@ -112,10 +117,14 @@ def paypal_cancel(request):
 @csrf_exempt
 @require_POST
 def paypal_webhook(request):
-    """PayPal's webhook: 200 once handled (or a duplicate), 400 when it cannot be verified,
+    """PayPal's webhook: 200 once handled (or a duplicate), 400 when it is not JSON (``invalid_json``)
+    or cannot be verified (``webhook_rejected``), 413 over the body size limit (``shop.error_views``),
     503 when PayPal cannot be reached to verify or act (PayPal delivers it again later)."""
     try:
         outcome = payment_handle_webhook(headers=request.headers, body=request.body)
+    except InvalidJSON as error:
+        logger.warning("PayPal webhook rejected: %s", error.message)
+        return JsonResponse(error.as_dict(), status=400)
     except WebhookRejected as error:
         logger.warning("PayPal webhook rejected: %s", error.message)
         return JsonResponse(error.as_dict(), status=400)

@@ -1,18 +1,25 @@
-"""API plumbing shared by every app: the one exception handler, and the accounts endpoints."""
+"""API plumbing shared by every app: the one exception handler, the base of input serializers, and the
+accounts endpoints."""
 
 import logging
+from collections.abc import Mapping
 
-from django.contrib.auth import get_user_model, password_validation
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.core.exceptions import RequestDataTooBig
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from shop.errors import ShopError
+from shop.errors import InvalidCredentials, InvalidJSON, RequestTooLarge, ShopError
+from shop.schema import error_response
+from shop.services import user_register
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +32,7 @@ ERROR_STATUS = {
     "gateway_error": status.HTTP_502_BAD_GATEWAY,
     "not_found": status.HTTP_404_NOT_FOUND,
     "placement_failed": status.HTTP_500_INTERNAL_SERVER_ERROR,
+    "request_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     # payments.errors
     "payment_declined": status.HTTP_402_PAYMENT_REQUIRED,
     "payment_not_approved": status.HTTP_409_CONFLICT,
@@ -38,6 +46,11 @@ ERROR_STATUS = {
 
 def exception_handler(exc, context):
     """Map domain errors to status codes and give every error body a ``code`` and a ``message``."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, exceptions.ParseError):  # e.g. a charset that is not a text encoding
+        exc = InvalidJSON(str(exc.detail))
+
     if isinstance(exc, ShopError):
         response = Response(exc.as_dict(), status=ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
         retry_after = getattr(exc, "retry_after", None)
@@ -59,30 +72,114 @@ def exception_handler(exc, context):
     return response
 
 
-class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    email = serializers.EmailField()
-    password = serializers.CharField(write_only=True, trim_whitespace=False)
+class _JSONErrors:
+    """The schema (YAML or JSON) and its Swagger page (HTML) answer their errors (a POST: 405) in JSON,
+    like every other ``/api/`` path."""
 
-    def validate_username(self, value):
-        user_model = get_user_model()
-        username_field = user_model._meta.get_field("username")
-        for validator in username_field.validators:
-            try:
-                validator(value)
-            except DjangoValidationError as error:
-                raise serializers.ValidationError(error.messages) from error
-        if user_model.objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("A user with that username already exists.", code="unique")
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(_JSONErrors, SpectacularAPIView):
+    pass
+
+
+class SchemaDocsView(_JSONErrors, SpectacularSwaggerView):
+    pass
+
+
+class InputSerializer(serializers.Serializer):
+    """A request body: fields it does not declare are refused (400), as the schema says
+    (``additionalProperties: false``), so that a typo is never silently ignored."""
+
+    refuses_unknown_fields = True
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, Mapping) else []
+        unknown_errors = {name: ["This field is not allowed."] for name in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if unknown_errors and isinstance(error.detail, dict):
+                error.detail.update(exceptions.ValidationError(unknown_errors).detail)
+            raise
+        if unknown_errors:
+            raise serializers.ValidationError(unknown_errors)
         return value
 
-    def validate(self, attrs):
-        candidate = get_user_model()(username=attrs["username"], email=attrs["email"])
-        try:
-            password_validation.validate_password(attrs["password"], user=candidate)
-        except DjangoValidationError as error:
-            raise serializers.ValidationError({"password": error.messages}) from error
-        return attrs
+
+class _StringsOnly:
+    """A JSON string only: DRF's ``CharField`` would turn a number into text, which the schema refuses."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StringsOnly, serializers.CharField):
+    pass
+
+
+class StrictEmailField(_StringsOnly, serializers.EmailField):
+    default_error_messages = {"invalid": "Enter a valid email address."}
+
+
+# The addresses the API takes: a plain ASCII subset of what Django's EmailValidator takes, written as a
+# pattern that JSON Schema and Python read alike, so that the schema states exactly what is accepted.
+EMAIL_SHAPE = RegexValidator(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z",
+    message="Enter a valid email address.",
+)
+
+# The longest password the API takes: PBKDF2 costs the same whatever its length, but the body does not.
+PASSWORD_MAX_LENGTH = 4096
+
+
+def password_min_length() -> int:
+    """The shortest password ``AUTH_PASSWORD_VALIDATORS`` allow, stated in the schema as ``minLength``."""
+    lengths = [
+        validator.min_length
+        for validator in password_validation.get_default_password_validators()
+        if isinstance(validator, password_validation.MinimumLengthValidator)
+    ]
+    return max(lengths, default=1)
+
+
+class RegisterSerializer(InputSerializer):
+    """The shape of a registration. The username's uniqueness and the password policy are checked by
+    ``user_register`` (400 ``username_taken``, ``password_rejected``)."""
+
+    def get_fields(self):
+        username = get_user_model()._meta.get_field("username")
+        return {
+            # Not trimmed: a username with spaces is refused, as the pattern in the schema says.
+            "username": StrictCharField(
+                max_length=username.max_length, validators=username.validators, trim_whitespace=False
+            ),
+            "email": StrictEmailField(
+                max_length=get_user_model()._meta.get_field("email").max_length,
+                validators=[EMAIL_SHAPE],
+                trim_whitespace=False,
+            ),
+            "password": StrictCharField(
+                write_only=True,
+                trim_whitespace=False,
+                min_length=password_min_length(),
+                max_length=PASSWORD_MAX_LENGTH,
+            ),
+        }
+
+
+REGISTER_ERRORS = (
+    "`invalid`: a field is missing or malformed (`errors` names it); `username_taken`: the username "
+    "is in use; `password_rejected`: the password breaks the password policy (too common, all "
+    "digits, too close to the username or email; `errors.password` says which)"
+)
 
 
 class RegisterApi(APIView):
@@ -96,15 +193,14 @@ class RegisterApi(APIView):
                 "Registered",
                 {
                     "id": serializers.IntegerField(),
-                    "username": serializers.CharField(),
+                    "username": StrictCharField(),
                     "email": serializers.EmailField(),
                 },
-            )
+            ),
+            400: error_response(REGISTER_ERRORS, with_errors=True),
         },
     )
     def post(self, request):
-        from shop.services import user_register
-
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = user_register(**serializer.validated_data)
@@ -113,9 +209,17 @@ class RegisterApi(APIView):
         )
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(trim_whitespace=False, write_only=True)
+class TokenRequestSerializer(InputSerializer):
+    def get_fields(self):
+        return {
+            "username": StrictCharField(
+                max_length=get_user_model()._meta.get_field("username").max_length,
+                trim_whitespace=False,
+            ),
+            "password": StrictCharField(
+                write_only=True, trim_whitespace=False, max_length=PASSWORD_MAX_LENGTH
+            ),
+        }
 
 
 class TokenApi(APIView):
@@ -124,18 +228,20 @@ class TokenApi(APIView):
 
     @extend_schema(
         request=TokenRequestSerializer,
-        responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()})},
+        responses={
+            200: inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+            400: error_response(
+                "`invalid`: a field is missing or malformed; `invalid_credentials`: no active user has "
+                "this username and password",
+                with_errors=True,
+            ),
+        },
     )
     def post(self, request):
-        from django.contrib.auth import authenticate
-
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(request=request, **serializer.validated_data)
         if user is None:
-            raise exceptions.ValidationError(
-                {"non_field_errors": ["Unable to log in with the given username and password."]},
-                code="invalid_credentials",
-            )
+            raise InvalidCredentials()
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

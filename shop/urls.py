@@ -1,18 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import include, path, re_path
 
-from shop import api, devmail, views
+from shop import api, devmail, error_views, views
 from shop.forms import ShopPasswordResetForm
 
 api_urlpatterns = [
     path("auth/register/", api.RegisterApi.as_view(), name="api-register"),
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("schema/", api.SchemaView.as_view(), name="api-schema"),
+    path("docs/", api.SchemaDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
+    re_path(r"", error_views.api_not_found),  # last: any other /api/ path is a JSON 404
 ]
 
 urlpatterns = [
@@ -73,3 +73,7 @@ urlpatterns = [
     path("dev/mail/<str:name>/", devmail.mail_detail, name="dev-mail-detail"),
     path("dev/mail/<str:name>/html/", devmail.mail_html, name="dev-mail-html"),
 ]
+
+handler400 = error_views.bad_request
+handler404 = error_views.page_not_found
+handler500 = error_views.server_error

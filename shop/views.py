@@ -201,8 +201,11 @@ def _out_of_stock_message(items) -> str:
 def _error_message(error: ShopError) -> str:
     if error.code == "out_of_stock":
         return _out_of_stock_message(error.data.get("items", []))
+    cart_unorderable = _("Your cart cannot be ordered as it is. Please check it and try again.")
     return {
-        "invalid": _("Your cart cannot be ordered as it is. Please check it and try again."),
+        "invalid": cart_unorderable,
+        "unknown_product": cart_unorderable,
+        "product_quantity_exceeded": cart_unorderable,
         "busy": _("The shop is very busy right now. Please wait a moment and press Place order again."),
         "idempotency_conflict": _("Your cart changed while you were checking out. Please review it again."),
         "placement_failed": _("Your order could not be placed. Nothing was charged; please try again."),

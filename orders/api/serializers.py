@@ -1,6 +1,8 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from shop.api import InputSerializer
+
 
 class StrictIntegerField(serializers.IntegerField):
     """A JSON whole number: no strings, no fractions, no booleans."""
@@ -13,25 +15,32 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class OrderLineInputSerializer(serializers.Serializer):
-    product = StrictIntegerField(min_value=1)
-    quantity = StrictIntegerField(min_value=1)
-
-    def validate_quantity(self, value):
-        maximum = settings.ORDER_MAX_QUANTITY_PER_LINE
-        if value > maximum:
-            raise serializers.ValidationError(f"Ensure this value is less than or equal to {maximum}.")
-        return value
+# Product ids are bigint primary keys.
+PRODUCT_ID_MAX = 2**63 - 1
 
 
-class OrderCreateInputSerializer(serializers.Serializer):
-    lines = OrderLineInputSerializer(many=True, allow_empty=False)
+class OrderLineInputSerializer(InputSerializer):
+    def get_fields(self):
+        # Built per instance: the limits are settings, read when a request (or the schema) needs them.
+        return {
+            "product": StrictIntegerField(min_value=1, max_value=PRODUCT_ID_MAX),
+            "quantity": StrictIntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY_PER_LINE),
+        }
 
-    def validate_lines(self, value):
-        maximum = settings.ORDER_MAX_LINES
-        if len(value) > maximum:
-            raise serializers.ValidationError(f"Ensure this list has at most {maximum} lines.")
-        return value
+
+class OrderCreateInputSerializer(InputSerializer):
+    def get_fields(self):
+        return {
+            "lines": OrderLineInputSerializer(
+                many=True,
+                min_length=1,
+                max_length=settings.ORDER_MAX_LINES,
+                help_text=(
+                    "Lines naming the same product are merged into one line, whose quantity is "
+                    "at most ORDER_MAX_QUANTITY_PER_LINE as well."
+                ),
+            )
+        }
 
 
 class OrderLineOutputSerializer(serializers.Serializer):

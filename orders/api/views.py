@@ -1,14 +1,44 @@
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.api.serializers import OrderCreateInputSerializer, OrderOutputSerializer
+from orders.errors import InvalidOrder
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel, order_place
 from orders.worker_pool import run_in_pool
+from shop.parsers import has_control_characters
+from shop.schema import OutOfStockErrorSerializer, error_response
 
-ERROR_BODY = inline_serializer("Error", {"code": serializers.CharField(), "message": serializers.CharField()})
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    # 1 to 255 characters once the spaces around it are dropped, with no control character.
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$",
+    },
+    OpenApiParameter.HEADER,
+    description="The same key from the same user returns the same order (1 to 255 characters, no control "
+    "characters).",
+)
+ORDER_ID = OpenApiParameter(
+    "order_id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, OpenApiParameter.PATH
+)
+NOT_FOUND = error_response("`not_found`: no such order of yours")
+
+
+def _idempotency_key(request) -> str | None:
+    """The Idempotency-Key header; control characters (NUL cannot even be stored) are refused."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and has_control_characters(key):
+        raise InvalidOrder(
+            "The Idempotency-Key must not hold control characters.",
+            errors={"idempotency_key": ["Control characters are not allowed."]},
+        )
+    return key
 
 
 def _payment_start(order):
@@ -26,32 +56,34 @@ class OrderListCreateApi(APIView):
 
     @extend_schema(
         request=OrderCreateInputSerializer,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="The same key from the same user returns the same order.",
-            )
-        ],
+        parameters=[IDEMPOTENCY_KEY],
         responses={
             201: OrderOutputSerializer,
-            400: ERROR_BODY,
-            409: OpenApiResponse(
-                ERROR_BODY, description="out_of_stock, with items [{product, requested, available}]"
+            400: error_response(
+                "`invalid`: a line or the Idempotency-Key is malformed (`errors` says which); "
+                "`unknown_product`: a product does not exist or is not for sale; "
+                "`product_quantity_exceeded`: lines of one product add up to more than "
+                "ORDER_MAX_QUANTITY_PER_LINE",
+                with_errors=True,
             ),
-            502: OpenApiResponse(ERROR_BODY, description="PayPal could not be reached; the order failed"),
-            503: OpenApiResponse(ERROR_BODY, description="busy: the order queue is full; see Retry-After"),
+            409: error_response(
+                "`out_of_stock`, with `items` [{product, requested, available}]; `idempotency_conflict`: "
+                "the Idempotency-Key was used for an order with other lines",
+                body=OutOfStockErrorSerializer,
+            ),
+            502: error_response("`gateway_error`: PayPal could not be reached; the order failed"),
+            503: error_response("`busy`: the order queue is full; see Retry-After"),
         },
     )
     def post(self, request):
+        idempotency_key = _idempotency_key(request)
         serializer = OrderCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         order = run_in_pool(
             order_place,
             user=request.user,
             lines=[dict(line) for line in serializer.validated_data["lines"]],
-            idempotency_key=request.headers.get("Idempotency-Key"),
+            idempotency_key=idempotency_key,
             language=getattr(request, "LANGUAGE_CODE", "en"),
         )
         _payment_start(order)
@@ -60,13 +92,21 @@ class OrderListCreateApi(APIView):
 
 
 class OrderDetailApi(APIView):
-    @extend_schema(responses={200: OrderOutputSerializer, 404: ERROR_BODY})
+    @extend_schema(parameters=[ORDER_ID], responses={200: OrderOutputSerializer, 404: NOT_FOUND})
     def get(self, request, order_id):
         return Response(OrderOutputSerializer(order_get_for_user(user=request.user, order_id=order_id)).data)
 
 
 class OrderCancelApi(APIView):
-    @extend_schema(request=None, responses={200: OrderOutputSerializer, 404: ERROR_BODY, 409: ERROR_BODY})
+    @extend_schema(
+        request=None,
+        parameters=[ORDER_ID],
+        responses={
+            200: OrderOutputSerializer,
+            404: NOT_FOUND,
+            409: error_response("`order_not_pending`: only a pending order can be cancelled"),
+        },
+    )
     def post(self, request, order_id):
         order_get_for_user(user=request.user, order_id=order_id)  # 404 for anybody else's order
         order_cancel(user=request.user, order_id=order_id)

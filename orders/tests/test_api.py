@@ -58,14 +58,21 @@ def test_place_an_order(auth_client):
 
 
 def test_client_cannot_set_prices_or_totals(auth_client):
+    """Fields the API does not take are refused, not ignored: nothing is written."""
     mug = ProductFactory(on_hand=5)
     response = auth_client.post(
         "/api/orders/",
         {"lines": [{"product": mug.pk, "quantity": 1, "unit_price": "0.01"}], "total": "0.01"},
         format="json",
     )
-    assert response.status_code == 201
-    assert response.json()["total"] == "10.00"
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert body["errors"] == {
+        "lines": {"0": {"unit_price": ["This field is not allowed."]}},
+        "total": ["This field is not allowed."],
+    }
+    assert nothing_written()
 
 
 def test_out_of_stock_is_409_with_every_short_item(auth_client):
@@ -135,6 +142,7 @@ def test_unknown_and_inactive_products_are_400(auth_client):
         format="json",
     )
     assert response.status_code == 400
+    assert response.json()["code"] == "unknown_product"
     assert response.json()["errors"]["lines"]["unknown_products"] == sorted([hidden.pk, 424242])
     assert nothing_written()
 
@@ -150,10 +158,25 @@ def test_duplicate_lines_are_merged(auth_client):
     assert [(line["product"], line["quantity"]) for line in response.json()["lines"]] == [(mug.pk, 3)]
 
 
+def test_lines_of_one_product_over_the_maximum_have_their_own_code(auth_client, settings):
+    """JSON Schema cannot state a limit on a sum across lines: the refusal says which rule it is."""
+    settings.ORDER_MAX_QUANTITY_PER_LINE = 5
+    mug = ProductFactory(on_hand=50)
+    response = auth_client.post(
+        "/api/orders/",
+        {"lines": [{"product": mug.pk, "quantity": 3}, {"product": mug.pk, "quantity": 3}]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "product_quantity_exceeded"
+    assert response.json()["errors"] == {"lines": {"products": [mug.pk]}}
+    assert nothing_written()
+
+
 def test_malformed_json_is_400(auth_client):
     response = auth_client.post("/api/orders/", '{"lines": [', content_type="application/json")
     assert response.status_code == 400
-    assert response.json()["code"] == "parse_error" and response.json()["message"]
+    assert response.json()["code"] == "invalid_json" and response.json()["message"]
     assert nothing_written()
 
 

@@ -109,8 +109,9 @@ def test_service_rejects_bad_lines(user, lines):
 def test_merged_quantity_over_the_maximum_is_rejected(user, settings):
     settings.ORDER_MAX_QUANTITY_PER_LINE = 5
     mug = ProductFactory(on_hand=100)
-    with pytest.raises(InvalidOrder, match="At most 5 units"):
+    with pytest.raises(InvalidOrder, match="At most 5 units") as error:
         order_place(user=user, lines=[{"product": mug.pk, "quantity": 3}, {"product": mug.pk, "quantity": 3}])
+    assert error.value.code == "product_quantity_exceeded"
 
 
 def test_unknown_and_inactive_products_are_rejected(user):

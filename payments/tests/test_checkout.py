@@ -87,11 +87,15 @@ def test_api_order_amount_is_the_servers_total_whatever_the_client_sent(paypal):
     mug = ProductFactory(price=Decimal("12.50"), on_hand=10)
     client = APIClient()
     client.force_authenticate(UserFactory())
-    response = client.post(
-        "/api/orders/",
-        {"lines": [{"product": mug.pk, "quantity": 2, "unit_price": "0.01"}], "total": "0.01", "amount": "1"},
-        format="json",
-    )
+    priced = {
+        "lines": [{"product": mug.pk, "quantity": 2, "unit_price": "0.01"}],
+        "total": "0.01",
+        "amount": "1",
+    }
+    refused = client.post("/api/orders/", priced, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid")  # prices are not the client's
+    assert not paypal.server.state.orders
+    response = client.post("/api/orders/", {"lines": [{"product": mug.pk, "quantity": 2}]}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["total"] == "25.00"

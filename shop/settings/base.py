@@ -132,7 +132,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON in, JSON out: one parser for every body (shop.parsers: depth, encoding and size limits).
+    "DEFAULT_PARSER_CLASSES": ["shop.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "shop.schema.ShopAutoSchema",
     "EXCEPTION_HANDLER": "shop.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
 }
