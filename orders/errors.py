@@ -66,3 +66,16 @@ class PlacementFailed(OrderError):
 
     code = "placement_failed"
     default_message = "The order could not be placed. Nothing was charged or reserved; please try again."
+
+
+class TooManyPendingOrders(OrderError):
+    """The shopper already has ``ORDER_MAX_PENDING_PER_USER`` unpaid orders holding stock."""
+
+    code = "too_many_pending_orders"
+    default_message = (
+        "You already have %(count)d unpaid orders waiting. Pay for one or cancel it, then order again."
+    )
+
+    def __init__(self, *, count: int, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(self.default_message % {"count": count}, pending=count)

@@ -1,8 +1,18 @@
-"""Row locks on orders. Lock order across the checkout: order rows first, then stock rows."""
+"""Row locks on orders. Lock order across the checkout: the shopper's row (placement), order rows,
+then stock rows."""
 
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
+
 from orders.models import Order, OrderStatus
+
+
+def shopper_lock(*, user_id: int) -> None:
+    """Lock a shopper's row for a placement, so that two placements of one shopper count each other's
+    pending orders (the cap). NO KEY UPDATE: it does not stand in the way of the KEY SHARE locks that
+    inserting any row referencing the user takes. Taken before any order or stock row."""
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user_id).values_list("pk").first()
 
 
 def order_lock(*, order_id: int, skip_locked: bool = False) -> Order | None:

@@ -8,6 +8,7 @@ through the outbox row written in the same transaction.
 
 import enum
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,9 +34,10 @@ from orders.errors import (
     OrderNotPending,
     OutOfStock,
     ProductQuantityExceeded,
+    TooManyPendingOrders,
     UnknownProducts,
 )
-from orders.lock_objects import order_lock, orders_lock_expired
+from orders.lock_objects import order_lock, orders_lock_expired, shopper_lock
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
 from payments.models import Payment, PaymentStatus
 
@@ -143,6 +145,7 @@ def order_place(*, user, lines, idempotency_key: str | None = None, language: st
 def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutOfStock:
     now = timezone.now()
     currency = settings.SHOP_CURRENCY
+    _check_pending_cap(user=user, now=now)
     products = Product.objects.filter(pk__in=list(quantities), is_active=True).in_bulk()
     unknown = sorted(set(quantities) - set(products))
     if unknown:
@@ -188,6 +191,22 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
         order=order, transaction_id=order.transaction_id, amount=total, currency=currency, provider="paypal"
     )
     return order
+
+
+def _check_pending_cap(*, user, now: datetime) -> None:
+    """At most ``ORDER_MAX_PENDING_PER_USER`` unpaid orders with a live hold per shopper, so that one
+    account cannot keep a product line off sale again and again. Counted under the shopper's lock."""
+    shopper_lock(user_id=user.pk)
+    holding = list(
+        Order.objects.filter(user=user, status=OrderStatus.PENDING, reserved_until__gt=now)
+        .order_by("reserved_until")
+        .values_list("reserved_until", flat=True)
+    )
+    if len(holding) >= settings.ORDER_MAX_PENDING_PER_USER:
+        first_free = holding[len(holding) - settings.ORDER_MAX_PENDING_PER_USER]
+        raise TooManyPendingOrders(
+            count=len(holding), retry_after=max(1, math.ceil((first_free - now).total_seconds()))
+        )
 
 
 def _short_items(quantities: dict[int, int], stocks: dict[int, Stock]) -> list[dict]:

@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from shop.errors import InvalidCredentials, InvalidJSON, RequestTooLarge, ShopError
 from shop.schema import error_response
 from shop.services import user_register
+from shop.throttling import AuthThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ ERROR_STATUS = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "placement_failed": status.HTTP_500_INTERNAL_SERVER_ERROR,
     "request_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "too_many_pending_orders": status.HTTP_429_TOO_MANY_REQUESTS,
     # payments.errors
     "payment_declined": status.HTTP_402_PAYMENT_REQUIRED,
     "payment_not_approved": status.HTTP_409_CONFLICT,
@@ -185,6 +187,7 @@ REGISTER_ERRORS = (
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_classes = [AuthThrottle]
 
     @extend_schema(
         request=RegisterSerializer,
@@ -225,6 +228,7 @@ class TokenRequestSerializer(InputSerializer):
 class TokenApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_classes = [AuthThrottle]
 
     @extend_schema(
         request=TokenRequestSerializer,

@@ -69,3 +69,18 @@ def check_paypal_is_not_the_simulator(app_configs, **kwargs):
             id="shop.W004",
         )
     ]
+
+
+@register(Tags.caches, deploy=True)
+def check_cache_is_shared(app_configs, **kwargs):
+    backend = settings.CACHES["default"]["BACKEND"]
+    if not backend.endswith(("LocMemCache", "DummyCache")):
+        return []
+    return [
+        Warning(
+            f"The cache is {backend.rsplit('.', 1)[-1]}: each process keeps its own counts.",
+            hint="Set CACHE_URL to Redis (redis://host:6379/1): rate limits (API throttling, login attempts) "
+            "count in the cache, and with one per process a client gets as many tries per process.",
+            id="shop.W005",
+        )
+    ]

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from shop import api, devmail, error_views, views
+from shop import accounts, api, devmail, error_views, views
 from shop.forms import ShopPasswordResetForm
 
 api_urlpatterns = [
@@ -24,11 +24,11 @@ urlpatterns = [
     path("cart/<int:product_id>/remove/", views.cart_remove, name="cart-remove"),
     path("checkout/", views.checkout, name="checkout"),
     path("accounts/signup/", views.signup, name="signup"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_reset/",
-        auth_views.PasswordResetView.as_view(
+        accounts.PasswordResetView.as_view(
             form_class=ShopPasswordResetForm,
             template_name="accounts/password_reset_form.html",
             email_template_name="accounts/password_reset_email.txt",

@@ -21,6 +21,7 @@ from shop.cart import Cart, CartError, NotEnoughStock
 from shop.errors import ShopError
 from shop.forms import AddToCartForm, CartQuantityForm, SignupForm
 from shop.services import user_register
+from shop.throttling import page_limited
 
 
 def catalog(request):
@@ -40,6 +41,11 @@ def _product_context(request, product, form):
 @require_http_methods(["GET", "POST"])
 def signup(request):
     form = SignupForm(request.POST or None)
+    if request.method == "POST" and page_limited(request, "signup"):
+        form.is_valid()  # bound, so that it shows what was typed
+        form.add_error(None, _("Too many sign-ups from here. Please try again in a minute."))
+        next_url = _safe_next(request, request.POST.get("next")) or ""
+        return render(request, "registration/signup.html", {"form": form, "next": next_url}, status=429)
     if request.method == "POST" and form.is_valid():
         user = user_register(
             username=form.cleaned_data["username"],
@@ -207,6 +213,9 @@ def _error_message(error: ShopError) -> str:
         "unknown_product": cart_unorderable,
         "product_quantity_exceeded": cart_unorderable,
         "busy": _("The shop is very busy right now. Please wait a moment and press Place order again."),
+        "too_many_pending_orders": _(
+            "You already have unpaid orders waiting. Pay for one or cancel it in My orders, then order again."
+        ),
         "idempotency_conflict": _("Your cart changed while you were checking out. Please review it again."),
         "placement_failed": _("Your order could not be placed. Nothing was charged; please try again."),
         "gateway_error": _(

@@ -10,6 +10,7 @@ from orders.services import order_cancel, order_place
 from orders.worker_pool import run_in_pool
 from shop.parsers import has_control_characters
 from shop.schema import OutOfStockErrorSerializer, error_response
+from shop.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -50,6 +51,8 @@ def _payment_start(order):
 
 
 class OrderListCreateApi(APIView):
+    throttle_classes = [AnonThrottle, UserThrottle, OrderPlacementThrottle]
+
     @extend_schema(responses=OrderOutputSerializer(many=True))
     def get(self, request):
         return Response(OrderOutputSerializer(order_list_for_user(user=request.user), many=True).data)
@@ -72,6 +75,10 @@ class OrderListCreateApi(APIView):
                 body=OutOfStockErrorSerializer,
             ),
             502: error_response("`gateway_error`: PayPal could not be reached; the order failed"),
+            429: error_response(
+                "`throttled`: too many requests; `too_many_pending_orders`: ORDER_MAX_PENDING_PER_USER "
+                "unpaid orders are waiting already (pay or cancel one). Both with Retry-After"
+            ),
             503: error_response("`busy`: the order queue is full; see Retry-After"),
         },
     )

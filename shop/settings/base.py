@@ -138,7 +138,27 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "shop.schema.ShopAutoSchema",
     "EXCEPTION_HANDLER": "shop.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
+    "DEFAULT_THROTTLE_CLASSES": ["shop.throttling.AnonThrottle", "shop.throttling.UserThrottle"],
+    # How many proxies in front of the shop append to X-Forwarded-For; 0: the client is REMOTE_ADDR (a
+    # client-sent X-Forwarded-For is never believed).
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
+# Requests per client address (anon, auth) or per user (user, order_placement); "N/second|minute|hour|day".
+API_THROTTLE_RATES = {
+    "anon": env("API_THROTTLE_ANON", default="120/minute"),
+    "user": env("API_THROTTLE_USER", default="600/minute"),
+    "auth": env("API_THROTTLE_AUTH", default="5/minute"),
+    "order_placement": env("API_THROTTLE_ORDERS", default="20/minute"),
+}
+# POSTs per client address on the pages (django-ratelimit), and failed logins per username.
+PAGE_THROTTLE_RATES = {
+    "login": env("PAGE_THROTTLE_LOGIN", default="10/m"),
+    "login_username": env("PAGE_THROTTLE_LOGIN_USERNAME", default="5/15m"),
+    "signup": env("PAGE_THROTTLE_SIGNUP", default="5/m"),
+    "password_reset": env("PAGE_THROTTLE_PASSWORD_RESET", default="5/h"),
+}
+# The cache every process shares: throttling counts there (Redis in production, e.g. redis://redis:6379/1).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Shop checkout API",
     "DESCRIPTION": "Products, orders and payments of the checkout.",
@@ -155,6 +175,8 @@ ORDER_QUEUE_SIZE = env.int("ORDER_QUEUE_SIZE", default=50)
 ORDER_PLACEMENT_TIMEOUT_SECONDS = env.float("ORDER_PLACEMENT_TIMEOUT_SECONDS", default=30.0)
 ORDER_MAX_QUANTITY_PER_LINE = env.int("ORDER_MAX_QUANTITY_PER_LINE", default=100)
 ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
+# Unpaid orders (with a live hold) one shopper may have at once; past it: 429 too_many_pending_orders.
+ORDER_MAX_PENDING_PER_USER = env.int("ORDER_MAX_PENDING_PER_USER", default=3)
 RESERVATION_SWEEP_BATCH_SIZE = env.int("RESERVATION_SWEEP_BATCH_SIZE", default=500)
 
 # --- PayPal ------------------------------------------------------------------------------------

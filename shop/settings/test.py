@@ -19,3 +19,17 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Throttling is on, with rates no test reaches by accident; the tests of the limits set their own.
+API_THROTTLE_RATES = {
+    "anon": "100000/minute",
+    "user": "100000/minute",
+    "auth": "100000/minute",
+    "order_placement": "100000/minute",
+}
+PAGE_THROTTLE_RATES = {
+    "login": "10000/m",
+    "login_username": "10000/m",
+    "signup": "10000/m",
+    "password_reset": "10000/m",
+}
+ORDER_MAX_PENDING_PER_USER = 1000

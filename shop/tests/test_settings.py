@@ -119,6 +119,7 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "shop.example.com",
     "DATABASE_URL": "postgres://u:p@db.example:5432/shopdb",
     "CELERY_BROKER_URL": "redis://redis.example:6379/0",
+    "CACHE_URL": "redis://redis.example:6379/1",
     "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092",
     "EMAIL_URL": "smtp+tls://mailer:secret@relay.example:587",
     "SITE_URL": "https://shop.example.com",
@@ -209,11 +210,13 @@ def test_the_simulator_needs_the_explicit_opt_in_in_production():
 
 def test_check_deploy_warns_about_what_only_suits_one_machine():
     # No CELERY_BROKER_URL, no SITE_URL: base's defaults, the filesystem transport and 127.0.0.1.
-    env = without("CELERY_BROKER_URL", "SITE_URL", DATABASE_URL="sqlite:////tmp/shop-check.sqlite3")
+    env = without(
+        "CELERY_BROKER_URL", "SITE_URL", "CACHE_URL", DATABASE_URL="sqlite:////tmp/shop-check.sqlite3"
+    )
     result = check_deploy(env)
     assert result.returncode == 0, result.stderr
     warnings = result.stderr.split("WARNINGS:", 1)[1]
-    for warning in ("shop.W001", "shop.W002", "shop.W003"):
+    for warning in ("shop.W001", "shop.W002", "shop.W003", "shop.W005"):
         assert warning in warnings
     assert "filesystem transport" in warnings and "SITE_URL is http://127.0.0.1:8000" in warnings
     assert "shop.W004" not in result.stderr
