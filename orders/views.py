@@ -5,6 +5,7 @@ Only the shopper's own orders are reachable; anyone else's answers 404, exactly 
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -21,6 +22,7 @@ from shop.errors import ShopError
 
 # How often a pending order's page refreshes itself (the no-JavaScript fallback, and the JS poll).
 REFRESH_SECONDS = 5
+ORDERS_PAGE_SIZE = 20
 
 
 def _own_order(user, pk) -> Order:
@@ -72,8 +74,10 @@ def _next_step(order: Order) -> str:
 
 @login_required
 def order_list(request):
-    orders = order_list_for_user(user=request.user)
-    return render(request, "orders/order_list.html", {"orders": orders})
+    page_obj = Paginator(order_list_for_user(user=request.user), ORDERS_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "orders/order_list.html", {"page_obj": page_obj})
 
 
 @never_cache

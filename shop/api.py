@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.core.exceptions import RequestDataTooBig
 from django.core.validators import RegexValidator
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
@@ -91,6 +92,43 @@ class SchemaView(_JSONErrors, SpectacularAPIView):
 
 class SchemaDocsView(_JSONErrors, SpectacularSwaggerView):
     pass
+
+
+class SchemaRedocView(_JSONErrors, SpectacularRedocView):
+    pass
+
+
+class ApiIndex(APIView):
+    """``GET /api/``: where everything of the API is, for people and clients that start at the top."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        responses=inline_serializer(
+            "ApiIndex",
+            {
+                "products": serializers.URLField(),
+                "orders": serializers.URLField(),
+                "register": serializers.URLField(),
+                "token": serializers.URLField(),
+                "schema": serializers.URLField(),
+                "docs": serializers.URLField(),
+                "redoc": serializers.URLField(),
+            },
+        )
+    )
+    def get(self, request):
+        names = {
+            "products": "api-products",
+            "orders": "api-orders",
+            "register": "api-register",
+            "token": "api-token",
+            "schema": "api-schema",
+            "docs": "api-docs",
+            "redoc": "api-redoc",
+        }
+        return Response({key: request.build_absolute_uri(reverse(name)) for key, name in names.items()})
 
 
 class InputSerializer(serializers.Serializer):

@@ -6,10 +6,12 @@ from shop import accounts, api, devmail, error_views, views
 from shop.forms import ShopPasswordResetForm
 
 api_urlpatterns = [
+    path("", api.ApiIndex.as_view(), name="api-index"),
     path("auth/register/", api.RegisterApi.as_view(), name="api-register"),
     path("auth/token/", api.TokenApi.as_view(), name="api-token"),
     path("schema/", api.SchemaView.as_view(), name="api-schema"),
     path("docs/", api.SchemaDocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", api.SchemaRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("inventory.api.urls")),
     path("", include("orders.api.urls")),
     re_path(r"", error_views.api_not_found),  # last: any other /api/ path is a JSON 404

@@ -7,6 +7,7 @@ the order worker pool, like the API) and the PayPal hand-off in ``payments.servi
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -23,9 +24,12 @@ from shop.forms import AddToCartForm, CartQuantityForm, SignupForm
 from shop.services import user_register
 from shop.throttling import page_limited
 
+CATALOG_PAGE_SIZE = 24
+
 
 def catalog(request):
-    return render(request, "shop/catalog.html", {"products": product_list_active()})
+    page_obj = Paginator(product_list_active(), CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "shop/catalog.html", {"page_obj": page_obj})
 
 
 def product_detail(request, slug):

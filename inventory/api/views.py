@@ -1,10 +1,10 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.selectors import product_list_active
+from shop.pagination import PAGE_INVALID, PAGE_NOT_FOUND, PAGE_PARAMETERS, paginate
 
 
 class ProductOutputSerializer(serializers.Serializer):
@@ -14,12 +14,23 @@ class ProductOutputSerializer(serializers.Serializer):
     slug = serializers.CharField()
     price = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
-    available = serializers.IntegerField(source="stock.available")
+    available = serializers.SerializerMethodField()
+
+    def get_available(self, product) -> int:
+        stock = getattr(product, "stock", None)  # a product without a stock row has nothing to sell
+        return stock.available if stock is not None else 0
 
 
 class ProductListApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=ProductOutputSerializer(many=True))
+    @extend_schema(
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: ProductOutputSerializer(many=True),
+            400: PAGE_INVALID,
+            404: PAGE_NOT_FOUND,
+        },
+    )
     def get(self, request):
-        return Response(ProductOutputSerializer(product_list_active(), many=True).data)
+        return paginate(self, request, product_list_active(), ProductOutputSerializer)

@@ -8,6 +8,7 @@ from orders.errors import InvalidOrder
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel, order_place
 from orders.worker_pool import run_in_pool
+from shop.pagination import PAGE_INVALID, PAGE_NOT_FOUND, PAGE_PARAMETERS, paginate
 from shop.parsers import has_control_characters
 from shop.schema import OutOfStockErrorSerializer, error_response
 from shop.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
@@ -53,9 +54,16 @@ def _payment_start(order):
 class OrderListCreateApi(APIView):
     throttle_classes = [AnonThrottle, UserThrottle, OrderPlacementThrottle]
 
-    @extend_schema(responses=OrderOutputSerializer(many=True))
+    @extend_schema(
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: OrderOutputSerializer(many=True),
+            400: PAGE_INVALID,
+            404: PAGE_NOT_FOUND,
+        },
+    )
     def get(self, request):
-        return Response(OrderOutputSerializer(order_list_for_user(user=request.user), many=True).data)
+        return paginate(self, request, order_list_for_user(user=request.user), OrderOutputSerializer)
 
     @extend_schema(
         request=OrderCreateInputSerializer,

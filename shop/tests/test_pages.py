@@ -317,3 +317,29 @@ def test_there_is_a_favicon(client):
     assert 'rel="icon"' in page and "favicon.svg" in page
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("shop/favicon.svg")
+
+
+def test_the_catalog_and_my_orders_are_paged(client, django_user_model):
+    from orders.services import order_place
+    from orders.views import ORDERS_PAGE_SIZE
+    from shop.views import CATALOG_PAGE_SIZE
+
+    for i in range(CATALOG_PAGE_SIZE + 1):
+        ProductFactory(name=f"Thing {i:03d}", on_hand=5)
+    first = client.get("/").content.decode()
+    assert "Thing 000" in first and f"Thing {CATALOG_PAGE_SIZE:03d}" not in first
+    assert 'rel="next" href="?page=2"' in first and "Page 1 of 2" in first
+    second = client.get("/?page=2").content.decode()
+    assert f"Thing {CATALOG_PAGE_SIZE:03d}" in second and "Thing 000" not in second
+    assert client.get("/?page=abc").status_code == 200  # a bad page number shows the first page
+
+    shopper = django_user_model.objects.create_user("pat", "pat@example.com", "pw-pat-12345")
+    client.force_login(shopper)
+    plenty = ProductFactory(name="Plenty", on_hand=100)
+    orders = [
+        order_place(user=shopper, lines=[{"product": plenty.pk, "quantity": 1}])
+        for _ in range(ORDERS_PAGE_SIZE + 1)
+    ]
+    page = client.get("/orders/").content.decode()
+    assert f"/orders/{orders[-1].pk}/" in page and f'/orders/{orders[0].pk}/"' not in page
+    assert f"/orders/{orders[0].pk}/" in client.get("/orders/?page=2").content.decode()
