@@ -6,13 +6,16 @@ The Vietnamese strings live in this app's own catalog (``notifications/locale/vi
 
 from __future__ import annotations
 
+import copy
+import json
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from notifications.events import (
     NOT_CHARGED_TEXT,
@@ -20,8 +23,12 @@ from notifications.events import (
     REFUNDED_TEXT,
     UNKNOWN_REASON_TEXT,
     OrderOutcomeEvent,
+    order_outcome_parse,
 )
+from notifications.events import order_outcome_message as outcome_event_payload
 from notifications.models import EventType
+from notifications.selectors import order_payment_refunded
+from orders.models import FailureReason, OrderStatus
 
 TEMPLATE_BY_TYPE = {
     EventType.ORDER_SUCCEEDED: "order_succeeded",
@@ -83,3 +90,24 @@ def order_outcome_message(*, event: OrderOutcomeEvent, rendered: RenderedEmail) 
     )
     message.attach_alternative(rendered.html, "text/html")
     return message
+
+
+def order_outcome_preview(*, order, event_type: str, language: str, reason: str = "") -> RenderedEmail:
+    """The email ``order`` would get (or got) for an outcome, in ``language``: for staff to read before
+    and after. Built from the same message and templates as the real one; nothing is recorded or sent."""
+    preview = copy.copy(order)
+    preview.language = language
+    if event_type == EventType.ORDER_SUCCEEDED:
+        preview.status, preview.failure_reason = OrderStatus.SUCCESS, ""
+    else:
+        preview.status = OrderStatus.FAILED
+        preview.failure_reason = reason or order.failure_reason or FailureReason.PAYMENT_DECLINED
+    refunded = order_payment_refunded(order_id=order.pk) and event_type == EventType.ORDER_FAILED
+    message = outcome_event_payload(
+        order=preview,
+        event_id=uuid.uuid4(),
+        occurred_at=timezone.now(),
+        refunded=refunded,
+        lines=list(order.lines.all()),
+    )
+    return order_outcome_render(event=order_outcome_parse(json.dumps(message)), refunded=refunded)

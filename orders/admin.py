@@ -5,9 +5,16 @@ services as the shop (cancel, refund, resend the outcome email), so the admin ke
 checkout keeps.
 """
 
+import csv
 import json
+import re
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
@@ -15,6 +22,8 @@ from django.utils.translation import gettext_lazy as _
 
 from inventory.models import ReservedStock
 from notifications.admin import EmailDeliveryInline
+from notifications.emails import order_outcome_preview
+from notifications.models import EventType
 from notifications.services import email_resend_order_outcome
 from orders.models import Order, OrderLine, OrderStatus
 from orders.services import order_cancel_by_staff
@@ -160,6 +169,61 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     inlines = (OrderLineInline, PaymentInline, ReservedStockInline, EmailDeliveryInline)
 
+    # --- pages of its own: the outcome email as the shopper reads it, and the list as CSV ---------------
+
+    def get_urls(self):
+        own = [
+            path(
+                "<path:object_id>/email-preview/",
+                self.admin_site.admin_view(self.email_preview_view),
+                name="orders_order_email_preview",
+            ),
+            path(
+                "export.csv", self.admin_site.admin_view(self.export_csv_view), name="orders_order_export_csv"
+            ),
+        ]
+        return own + super().get_urls()
+
+    def email_preview_view(self, request, object_id):
+        """The success or failure email of this order in English or Vietnamese, rendered now."""
+        if not re.fullmatch(r"[0-9]{1,18}", str(object_id)):
+            raise Http404
+        order = self.get_object(request, object_id)
+        if order is None or not self.has_view_permission(request, order):
+            raise Http404
+        event_type = request.GET.get("type") or (
+            EventType.ORDER_SUCCEEDED if order.status != OrderStatus.FAILED else EventType.ORDER_FAILED
+        )
+        language = request.GET.get("language") or order.language
+        if event_type not in EventType.values or language not in dict(settings.LANGUAGES):
+            raise Http404
+        rendered = order_outcome_preview(order=order, event_type=event_type, language=language)
+        choices = [
+            (kind, label, code, name, kind == event_type and code == language)
+            for kind, label in EventType.choices
+            for code, name in settings.LANGUAGES
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": order,
+            "title": gettext("Email of order #%(id)s") % {"id": order.pk},
+            "rendered": rendered,
+            "choices": choices,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/orders/order/email_preview.html", context)
+
+    def export_csv_view(self, request):
+        """The order list as filtered and searched on the change list, as CSV (one row per order)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        orders = changelist.get_queryset(request).select_related("user", "payment").prefetch_related("lines")
+        response = StreamingHttpResponse(_csv_rows(orders.iterator(chunk_size=1000)), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="orders-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        return response
+
     @admin.display(description=_("shopper"), ordering="user__email")
     def user_email(self, obj):
         return obj.user.email or obj.user.get_username()
@@ -251,6 +315,61 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ActionRow(pk, _order_label(pk)) for pk in queryset.order_by("pk").values_list("pk", flat=True)
         ]
         run_on_each(self, request, rows, resend)
+
+
+CSV_COLUMNS = [
+    "id",
+    "created_at",
+    "status",
+    "failure_reason",
+    "total",
+    "currency",
+    "payment_status",
+    "transaction_id",
+    "paypal_order_id",
+    "shopper_email",
+    "shopper_username",
+    "language",
+    "lines",
+]
+
+
+def _csv_cell(value) -> str:
+    """A cell a spreadsheet shows as text: never a formula (a shopper chose their username and email)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_rows(orders):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for order in orders:
+        payment = getattr(order, "payment", None)
+        yield writer.writerow(
+            [
+                _csv_cell(value)
+                for value in (
+                    order.pk,
+                    order.created_at.isoformat(),
+                    order.status,
+                    order.failure_reason,
+                    order.total,
+                    order.currency,
+                    payment.status if payment else "",
+                    order.transaction_id,
+                    payment.provider_order_id if payment else "",
+                    order.user.email,
+                    order.user.get_username(),
+                    order.language,
+                    "; ".join(f"{line.quantity} x {line.product_name}" for line in order.lines.all()),
+                )
+            ]
+        )
 
 
 def _order_label(order_id: int) -> str:

@@ -2,8 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from checkout.operations import operations_view
 from shop import accounts, api, devmail, error_views, views
 from shop.forms import ShopPasswordResetForm
+
+admin.site.index_template = "admin/shop_index.html"  # links the operations page
 
 api_urlpatterns = [
     path("", api.ApiIndex.as_view(), name="api-index"),
@@ -68,6 +71,7 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path("payments/", include("payments.urls")),
     path("api/", include(api_urlpatterns)),
+    path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),
     path("admin/", admin.site.urls),
     path("favicon.ico", views.favicon),
     # make run's caught emails; 404 unless DEBUG
