@@ -19,6 +19,7 @@ class FailureReason(models.TextChoices):
     RESERVATION_EXPIRED = "reservation_expired", _("The order was not paid in time and its hold expired.")
     GATEWAY_ERROR = "gateway_error", _("PayPal could not be reached.")
     CANCELLED_BY_SHOPPER = "cancelled_by_shopper", _("You cancelled the order.")
+    AMOUNT_MISMATCH = "amount_mismatch", _("PayPal charged an amount that differs from the order total.")
 
 
 class Order(models.Model):

@@ -5,8 +5,8 @@ from rest_framework.views import APIView
 
 from orders.api.serializers import OrderCreateInputSerializer, OrderOutputSerializer
 from orders.selectors import order_get_for_user, order_list_for_user
-from orders.services import order_cancel, order_place
-from orders.worker_pool import run_in_pool
+from orders.services import order_cancel
+from payments.services import checkout_place
 
 ERROR_BODY = inline_serializer("Error", {"code": serializers.CharField(), "message": serializers.CharField()})
 
@@ -47,8 +47,7 @@ class OrderListCreateApi(APIView):
     def post(self, request):
         serializer = OrderCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order = run_in_pool(
-            order_place,
+        order = checkout_place(
             user=request.user,
             lines=[dict(line) for line in serializer.validated_data["lines"]],
             idempotency_key=request.headers.get("Idempotency-Key"),

@@ -12,11 +12,16 @@ from rest_framework.test import APIClient
 
 from orders.lock_objects import order_lock
 from orders.models import Order
-from orders.services import order_expire_overdue
 from orders.tests.invariants import assert_invariants
 from payments.errors import PaymentGatewayError, PaymentNotRefundable
 from payments.models import Payment
-from payments.services import payment_capture, payment_refund, payment_settle_expired, payment_start
+from payments.services import (
+    payment_capture,
+    payment_expire_overdue,
+    payment_refund,
+    payment_settle_expired,
+    payment_start,
+)
 from payments.tests.factories import ProductFactory, UserFactory, available, expire, place_order, start_order
 
 
@@ -300,7 +305,7 @@ def test_paypal_unreachable_at_capture_leaves_the_order_pending_then_the_sweep_s
     assert outcomes == []
 
     expire(order)
-    sweep = order_expire_overdue()
+    sweep = payment_expire_overdue()
     assert sweep.settled_with_provider == [order.pk]
     order = refreshed(order)
     paypal_capture = paypal.order(order.payment.provider_order_id)["order"]["purchase_units"][0]["payments"]
