@@ -34,6 +34,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "order",
         "status",
         "amount",
+        "refunded_amount",
         "currency",
         "provider_order_id",
         "capture_id",
