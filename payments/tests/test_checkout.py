@@ -1,6 +1,7 @@
 """The PayPal checkout end to end: the shop's services and pages, the real SDK, the simulator."""
 
 import threading
+import time
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -258,6 +259,50 @@ def test_concurrent_returns_capture_once(paypal, outcomes):
     assert paypal.order(order.payment.provider_order_id)["capture_calls"] == 1
     assert outcomes == [(order.pk, "SUCCESS", "SUCCESS")]
     assert_invariants({mug.pk: 10})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_capture_holds_the_orders_row_lock_while_paypal_has_not_answered(paypal):
+    """Without that lock a sweep (or a cancel) fails an order whose capture is in flight, and the
+    money stays at PayPal. Checked while PayPal holds the capture request, before any answer."""
+    mug = ProductFactory(on_hand=3)
+    order = start_order(user=UserFactory(), lines=[(mug, 1)])
+    paypal.approve(order.payment.provider_order_id)
+    expire(order)
+    paypal.fail(1, mode="hold", match="/capture")
+    errors = []
+
+    def shopper_returns():
+        try:
+            payment_capture(order_id=order.pk)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    capture = threading.Thread(target=shopper_returns)
+    capture.start()
+    try:
+        wait_until(lambda: paypal.held() == 1)  # the capture request is at PayPal, unanswered
+        with transaction.atomic():
+            assert order_lock(order_id=order.pk, skip_locked=True) is None, "the order row is not locked"
+        sweep = payment_expire_overdue()
+        assert order.pk not in sweep.released + sweep.with_provider
+        assert refreshed(order).status == "PENDING"
+    finally:
+        paypal.release()
+        capture.join(timeout=30)
+    assert not capture.is_alive() and errors == []
+    assert refreshed(order).status == "SUCCESS"
+    assert paypal.order(order.payment.provider_order_id)["capture_calls"] == 1
+    assert_invariants({mug.pk: 3})
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def test_return_before_approval_keeps_the_order_pending(paypal, logged_in, shopper, mug):
