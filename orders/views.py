@@ -64,6 +64,9 @@ def _next_step(order: Order) -> str:
         ),
         FailureReason.GATEWAY_ERROR: _("Nothing was charged. Please try again in a few minutes."),
         FailureReason.CANCELLED_BY_SHOPPER: _("Nothing was charged and the items went back on sale."),
+        FailureReason.AMOUNT_MISMATCH: _(
+            "The payment is being refunded to your PayPal account. You can place a new order at any time."
+        ),
     }.get(order.failure_reason, _("Nothing was charged. You can place a new order at any time."))
 
 

@@ -485,3 +485,20 @@ def test_the_payment_admin_shows_the_amount_refunded(paypal, paid, admin_client)
     assert "Refunded amount" in listing and "5.00" in listing
     change = admin_client.get(f"/admin/payments/payment/{paid.payment.pk}/change/").content.decode()
     assert "Refunded amount" in change and 'name="refunded_amount"' not in change
+
+
+def test_the_return_page_tells_the_shopper_a_mismatched_payment_goes_back(paypal, shopper, client):
+    client.force_login(shopper)
+    mug = ProductFactory(price=Decimal("10.00"), on_hand=3)
+    order = start_order(user=shopper, lines=[(mug, 1)])
+    paypal.approve(order.payment.provider_order_id)
+    paypal.next_capture(
+        order.payment.provider_order_id, "COMPLETED", amount={"value": "1.00", "currency_code": "USD"}
+    )
+
+    response = client.get(f"/payments/paypal/return/?token={order.payment.provider_order_id}", follow=True)
+
+    page = response.content.decode()
+    assert "PayPal charged an amount that differs from your order&#x27;s total" in page
+    assert "the whole payment goes back to your PayPal account" in page
+    assert refreshed(order).failure_reason == "amount_mismatch"
