@@ -529,8 +529,9 @@ def payment_reconcile(*, order_id: int) -> Order | None:
     completed capture it holds, and clear the flag once PayPal holds nothing for it (a capture held
     for review keeps the flag until PayPal decides).
 
-    ``None`` when the order's row is locked elsewhere. Raises ``PaymentGatewayError`` when PayPal
-    cannot be asked or cannot refund: the flag stays, and the next sweep asks again.
+    ``None`` when the order's row is locked elsewhere. Raises ``PaymentError`` when PayPal cannot
+    be asked or does not refund: the flag stays, and the next sweep asks again (only PayPal saying
+    it does not know the order clears it).
     """
     with transaction.atomic():
         try:
@@ -544,14 +545,14 @@ def payment_reconcile(*, order_id: int) -> Order | None:
             return order
         try:
             paypal_order = gateway.paypal_order_get(provider_order_id=payment.provider_order_id)
-        except PaymentError as error:
-            if not error.final:
-                raise
-            # PayPal does not know the order (nothing was captured), or refuses for good to show it.
-            log = logger.info if isinstance(error, PaymentProviderNotFound) else logger.error
-            log("order %s: PayPal will not show its order for reconciliation: %s", order.pk, error.issue)
+        except PaymentProviderNotFound as error:
+            # PayPal does not know the order: it expired there uncaptured, nothing was taken.
             _payment_note(payment, _audit("reconcile", **error.audit()), needs_reconciliation=False)
             return _order(order_id)
+        except PaymentError as error:
+            if error.final:  # PayPal refuses to show an order of ours: a human has to look
+                logger.error("order %s: PayPal refuses to show its order: %s", order.pk, error.message)
+            raise  # the flag stays: PayPal may hold money, and the next sweep asks again
         entry = _audit("reconcile", response=paypal_order.raw)
         capture = paypal_order.completed_capture
         if capture is None:

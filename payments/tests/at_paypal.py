@@ -1,5 +1,6 @@
-"""What the simulator's PayPal holds for one PayPal order, read through its control API: the test's
-own view of where the money is, independent of what the shop recorded."""
+"""What the simulator's PayPal holds for one PayPal order, read from the simulator's own state (the
+``paypal`` fixture serves it in this process): the test's view of where the money is, independent of
+what the shop recorded."""
 
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ MONEY_TAKEN = {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}
 
 def paypal_payments(paypal, provider_order_id: str) -> dict:
     """``{"captures": [...], "refunds": [...]}`` of the PayPal order (empty lists when none)."""
-    snapshot = paypal.order(provider_order_id)
+    snapshot = paypal.server.state.snapshot(provider_order_id)
     payments = {"captures": [], "refunds": []}
     for unit in snapshot["order"]["purchase_units"]:
         for kind in payments:
