@@ -21,7 +21,11 @@ def paypal_payments(paypal, provider_order_id: str) -> dict:
 
 def money_kept(paypal, provider_order_id: str) -> Decimal:
     """What PayPal took from the payer for this order and has not given back."""
-    payments = paypal_payments(paypal, provider_order_id)
+    return kept_of(paypal_payments(paypal, provider_order_id))
+
+
+def kept_of(payments: dict) -> Decimal:
+    """``money_kept`` of what ``paypal_payments`` answered."""
     taken = sum(
         (Decimal(c["amount"]["value"]) for c in payments["captures"] if c["status"] in MONEY_TAKEN),
         Decimal("0"),
