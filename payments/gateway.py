@@ -406,14 +406,18 @@ def _decimal(value) -> Decimal | None:
         return None
 
 
-def _capture_from(data: dict) -> PayPalCapture:
+def _money_of(data: dict) -> dict:
+    """The ``amount`` of a capture or refund, as our fields."""
     amount = data.get("amount") or {}
+    return {"amount": _decimal(amount.get("value")), "currency": amount.get("currency_code", "")}
+
+
+def _capture_from(data: dict) -> PayPalCapture:
     return PayPalCapture(
         id=data.get("id", ""),
         status=data.get("status", ""),
-        amount=_decimal(amount.get("value")),
-        currency=amount.get("currency_code", ""),
         status_reason=(data.get("status_details") or {}).get("reason", ""),
+        **_money_of(data),
     )
 
 
@@ -455,14 +459,7 @@ def capture_from_json(data: dict) -> PayPalCapture:
 
 
 def refund_from_json(data: dict) -> PayPalRefund:
-    amount = data.get("amount") or {}
-    return PayPalRefund(
-        id=data.get("id", ""),
-        status=data.get("status", ""),
-        amount=_decimal(amount.get("value")),
-        currency=amount.get("currency_code", ""),
-        raw=data,
-    )
+    return PayPalRefund(id=data.get("id", ""), status=data.get("status", ""), raw=data, **_money_of(data))
 
 
 # --- The calls ---------------------------------------------------------------------------------------

@@ -96,6 +96,14 @@ def _lock(order_id: int) -> Order:
         raise PaymentNotFound("No such order.") from error
 
 
+def _lock_unless_busy(order_id: int) -> Order | None:
+    """The order, locked; ``None`` when its row is locked elsewhere (a capture in flight)."""
+    try:
+        return order_lock(order_id=order_id, skip_locked=True)
+    except Order.DoesNotExist as error:
+        raise PaymentNotFound("No such order.") from error
+
+
 def _order(order_id: int) -> Order:
     return Order.objects.select_related("payment", "user").get(pk=order_id)
 
@@ -451,10 +459,7 @@ def payment_settle_expired(*, order_id: int, now: datetime | None = None) -> Ord
     """
     now = now or timezone.now()
     with transaction.atomic():
-        try:
-            order = order_lock(order_id=order_id, skip_locked=True)
-        except Order.DoesNotExist as error:
-            raise PaymentNotFound("No such order.") from error
+        order = _lock_unless_busy(order_id)
         if order is None:
             return None
         if order.status != OrderStatus.PENDING or order.reserved_until > now:
@@ -534,10 +539,7 @@ def payment_reconcile(*, order_id: int) -> Order | None:
     it does not know the order clears it).
     """
     with transaction.atomic():
-        try:
-            order = order_lock(order_id=order_id, skip_locked=True)
-        except Order.DoesNotExist as error:
-            raise PaymentNotFound("No such order.") from error
+        order = _lock_unless_busy(order_id)
         if order is None:
             return None
         payment = order.payment
