@@ -18,12 +18,12 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from notifications.events import (
-    NOT_CHARGED_TEXT,
     REASON_TEXT,
-    REFUNDED_TEXT,
     UNKNOWN_REASON_TEXT,
     OrderOutcomeEvent,
+    not_charged_text,
     order_outcome_parse,
+    refunded_text,
 )
 from notifications.events import order_outcome_message as outcome_event_payload
 from notifications.models import EventType
@@ -64,8 +64,8 @@ def order_outcome_render(*, event: OrderOutcomeEvent, refunded: bool = False) ->
             "reason_text": reason_text,
             "next_steps": next_steps,
             "refunded": refunded,
-            "refunded_text": REFUNDED_TEXT,
-            "not_charged_text": NOT_CHARGED_TEXT,
+            "refunded_text": refunded_text(event.reason_code),
+            "not_charged_text": not_charged_text(event.reason_code),
             "LANGUAGE_CODE": language,
         }
         subject = render_to_string(f"notifications/email/{template}_subject.txt", context)

@@ -63,6 +63,17 @@ REASON_TEXT = {
             "to this email and we will help."
         ),
     ),
+    FailureReason.AMOUNT_MISMATCH: (
+        _("PayPal charged an amount that differs from your order's total, so we could not take the payment."),
+        _("The whole payment goes back to your PayPal account. You can place the order again."),
+    ),
+}
+# Failures for which PayPal did take the payer's money (it is refunded): never "Nothing was charged",
+# and their own words once the refund is done.
+CHARGED_REFUNDED_TEXT = {
+    FailureReason.AMOUNT_MISMATCH: _(
+        "We refunded that payment in full. Depending on your bank, the refund can take a few days to appear."
+    ),
 }
 UNKNOWN_REASON_TEXT = (
     _("The order could not be completed."),
@@ -83,11 +94,21 @@ def event_type_for(order: Order) -> EventType:
         raise OrderNotFinal(order_id=order.pk) from None
 
 
+def refunded_text(code: str | None):
+    """What the shopper reads about a refund of the order's payment."""
+    return CHARGED_REFUNDED_TEXT.get(code, REFUNDED_TEXT)
+
+
+def not_charged_text(code: str | None):
+    """ "Nothing was charged", unless PayPal did take money for this failure (it is refunded)."""
+    return "" if code in CHARGED_REFUNDED_TEXT else NOT_CHARGED_TEXT
+
+
 def reason_message(code: str, *, language: str, refunded: bool = False) -> str:
     """A sentence for people (the shopper, staff reading the topic), in the shopper's language."""
     what_happened, _next_steps = REASON_TEXT.get(code, UNKNOWN_REASON_TEXT)
     with translation.override(language):
-        return f"{what_happened} {REFUNDED_TEXT}" if refunded else str(what_happened)
+        return f"{what_happened} {refunded_text(code)}" if refunded else str(what_happened)
 
 
 def order_outcome_message(

@@ -28,12 +28,18 @@ class ProductQuantityExceeded(InvalidOrder):
 
 
 class OutOfStock(OrderError):
-    """Some lines ask for more than is available; ``items`` lists every short line."""
+    """Some lines ask for more than is available; ``items`` lists every short line.
+
+    ``expired_with_provider`` (not part of the answer: they are other shoppers' orders) lists the
+    expired orders with a PayPal order that hold these products: placement does not fail them
+    without asking PayPal, so the payments code may settle them and place again.
+    """
 
     code = "out_of_stock"
     default_message = "Some products do not have enough stock."
 
-    def __init__(self, items):
+    def __init__(self, items, *, expired_with_provider=()):
+        self.expired_with_provider = tuple(expired_with_provider)
         super().__init__(items=items)
 
 

@@ -20,6 +20,7 @@ class FailureReason(models.TextChoices):
     GATEWAY_ERROR = "gateway_error", _("PayPal could not be reached.")
     CANCELLED_BY_SHOPPER = "cancelled_by_shopper", _("You cancelled the order.")
     CANCELLED_BY_STAFF = "cancelled_by_staff", _("The shop cancelled the order.")
+    AMOUNT_MISMATCH = "amount_mismatch", _("PayPal charged an amount that differs from the order total.")
 
 
 class Order(models.Model):

@@ -158,14 +158,17 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
 
     stocks = stock_lock(product_ids=quantities)
     short = _short_items(quantities, stocks)
-    if short and _release_expired_holds(
-        product_ids=[item["product"] for item in short], locked=stocks, now=now
-    ):
-        stocks = stock_lock(product_ids=quantities)  # already ours; read the counters again
-        short = _short_items(quantities, stocks)
+    expired_with_provider: list[int] = []
+    if short:
+        released, expired_with_provider = _release_expired_holds(
+            product_ids=[item["product"] for item in short], locked=stocks, now=now
+        )
+        if released:
+            stocks = stock_lock(product_ids=quantities)  # already ours; read the counters again
+            short = _short_items(quantities, stocks)
     if short:
         # Returned, not raised, so that expired holds released above stay released.
-        return OutOfStock(items=short)
+        return OutOfStock(items=short, expired_with_provider=expired_with_provider)
 
     total = sum((products[pk].price * quantity for pk, quantity in quantities.items()), Decimal("0.00"))
     order = Order.objects.create(
@@ -219,19 +222,30 @@ def _short_items(quantities: dict[int, int], stocks: dict[int, Stock]) -> list[d
     return short
 
 
-def _release_expired_holds(*, product_ids, locked: dict[int, Stock], now: datetime) -> bool:
-    """Fail the pending orders whose expired holds keep these products short, so that no shopper is
-    refused stock that only expired holds keep, even while the beat sweeper is down.
+def _release_expired_holds(*, product_ids, locked: dict[int, Stock], now: datetime) -> tuple[bool, list[int]]:
+    """Fail the pending orders without a PayPal order whose expired holds keep these products short,
+    so that no shopper is refused stock that only expired holds keep, even while the beat sweeper
+    is down. Answers whether any was released, and the expired orders WITH a PayPal order that hold
+    these products: those may have been paid meanwhile, so only the payments code, after asking
+    PayPal, may fail them (``payments.services.checkout_place`` does, outside any lock).
 
     The caller already holds stock locks, so nothing here waits: orders locked elsewhere (a capture
     in flight) and other stock rows locked elsewhere are skipped, and left to the sweeper.
     """
     candidates = expired_order_ids_holding(product_ids=product_ids, now=now)
     if not candidates:
-        return False
-    orders = orders_lock_expired(now=now, limit=len(candidates), ids=candidates)
+        return False, []
+    with_provider = sorted(
+        Payment.objects.filter(order_id__in=candidates, provider_order_id__isnull=False).values_list(
+            "order_id", flat=True
+        )
+    )
+    plain = candidates.difference(with_provider)
+    orders = orders_lock_expired(now=now, limit=len(plain), ids=plain) if plain else []
+    # (Re-checked under the lock: a PayPal order may have been recorded since the look-up.)
+    orders = [order for order in orders if not order.payment.provider_order_id]
     if not orders:
-        return False
+        return False, with_provider
     products_by_order: dict[int, set[int]] = {}
     for order_id, product_id in ReservedStock.objects.filter(order__in=orders).values_list(
         "order_id", "product_id"
@@ -241,10 +255,10 @@ def _release_expired_holds(*, product_ids, locked: dict[int, Stock], now: dateti
     blocked = missing - set(stock_lock_available(product_ids=missing))
     releasable = [order for order in orders if not products_by_order.get(order.pk, set()) & blocked]
     if not releasable:
-        return False
+        return False, with_provider
     _orders_expire(releasable, now=now)
     logger.info("placement released the expired holds of orders %s", [order.pk for order in releasable])
-    return True
+    return True, with_provider
 
 
 # --- Settling ------------------------------------------------------------------------------------
@@ -276,8 +290,10 @@ def order_complete(
     if order.status == OrderStatus.FAILED:
         if capture_id:
             payment.capture_id = capture_id
+        # Money reached PayPal for an order that failed: kept until the caller's refund succeeds.
+        payment.needs_reconciliation = payment.status != PaymentStatus.REFUNDED
         _payment_audit(payment, provider_response)
-        payment.save(update_fields=["capture_id", "provider_responses", "updated_at"])
+        payment.save(update_fields=["capture_id", "needs_reconciliation", "provider_responses", "updated_at"])
         return CompletionResult.ORDER_FAILED
 
     stock_lock(product_ids=held_product_ids(order_ids=[order.pk]))
@@ -293,7 +309,9 @@ def order_complete(
     return CompletionResult.COMPLETED
 
 
-def _fail_locked(order: Order, *, reason: str, provider_response: dict | None = None) -> Order:
+def _fail_locked(
+    order: Order, *, reason: str, provider_response: dict | None = None, nothing_captured: bool = False
+) -> Order:
     stock_lock(product_ids=held_product_ids(order_ids=[order.pk]))
     holds_release(order_ids=[order.pk])
     order.status = OrderStatus.FAILED
@@ -303,16 +321,27 @@ def _fail_locked(order: Order, *, reason: str, provider_response: dict | None = 
     payment = order.payment
     if payment.status == PaymentStatus.PENDING:
         payment.status = PaymentStatus.FAILED
+    # Unless PayPal just told the caller that nothing was captured, a PayPal order may hold money
+    # we have not heard of (a capture whose answer was lost): the sweep asks PayPal and refunds it.
+    payment.needs_reconciliation = (
+        bool(payment.provider_order_id) and not nothing_captured and payment.status != PaymentStatus.REFUNDED
+    )
     _payment_audit(payment, provider_response)
-    payment.save(update_fields=["status", "provider_responses", "updated_at"])
+    payment.save(update_fields=["status", "needs_reconciliation", "provider_responses", "updated_at"])
     outbox_record_order_outcome(order=order)
     return order
 
 
 @transaction.atomic
-def order_fail(*, order_id: int, reason: str, provider_response: dict | None = None) -> Order:
+def order_fail(
+    *, order_id: int, reason: str, provider_response: dict | None = None, nothing_captured: bool = False
+) -> Order:
     """The order will not be paid: it becomes FAILED with ``reason`` and its stock returns.
-    A no-op on an order that is already final."""
+    A no-op on an order that is already final.
+
+    ``nothing_captured``: the caller has PayPal's word that no money was taken for this order;
+    otherwise a payment with a PayPal order is left for the sweep to check with PayPal.
+    """
     FailureReason(reason)  # an unknown reason is a programming error: fail before touching anything
     order = _lock_for_update(order_id)
     if order.status != OrderStatus.PENDING:
@@ -320,7 +349,9 @@ def order_fail(*, order_id: int, reason: str, provider_response: dict | None = N
             _payment_audit(order.payment, provider_response)
             order.payment.save(update_fields=["provider_responses", "updated_at"])
         return order
-    return _fail_locked(order, reason=reason, provider_response=provider_response)
+    return _fail_locked(
+        order, reason=reason, provider_response=provider_response, nothing_captured=nothing_captured
+    )
 
 
 @transaction.atomic
@@ -373,7 +404,9 @@ def _orders_expire(orders: list[Order], *, now: datetime) -> None:
 @dataclass
 class ExpirySweep:
     released: list[int] = field(default_factory=list)  # failed with reservation_expired, stock back
-    settled_with_provider: list[int] = field(default_factory=list)  # handed to PayPal reconciliation
+    with_provider: list[int] = field(default_factory=list)  # expired, with a PayPal order: left to payments
+    settled_with_provider: list[int] = field(default_factory=list)  # of those, settled with PayPal
+    reconciled: list[int] = field(default_factory=list)  # failed orders checked again with PayPal
     batches: int = 0
 
 
@@ -388,12 +421,13 @@ def _orders_expire_batch(*, now: datetime, limit: int, exclude: set[int]) -> tup
 
 
 def order_expire_overdue(*, now: datetime | None = None, batch_size: int | None = None) -> ExpirySweep:
-    """Release every expired hold: the work of the beat task and of ``release_expired_reservations``.
+    """Release every expired hold of an order without a PayPal order; list those with one.
 
     Orders are taken in batches with SKIP LOCKED, so a capture in flight (it holds its order's row)
     is never waited on nor undone. An order with no PayPal order is failed set-based within its
-    batch; one with a PayPal order is first reconciled with PayPal, one by one, outside the batch's
-    transaction, because it may have been approved or paid meanwhile.
+    batch. One with a PayPal order may have been approved or paid meanwhile: it is only listed in
+    ``with_provider``, for ``payments.services.payment_expire_overdue`` (the beat task) to settle
+    with PayPal, one by one, outside any stock lock.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.RESERVATION_SWEEP_BATCH_SIZE
@@ -406,22 +440,9 @@ def order_expire_overdue(*, now: datetime | None = None, batch_size: int | None 
         sweep.batches += 1
         seen.update(order.pk for order in orders)
         sweep.released.extend(order.pk for order in orders if order.pk not in with_provider)
-        for order_id in with_provider:
-            from payments.services import payment_settle_expired
-
-            try:
-                payment_settle_expired(order_id=order_id)
-            except Exception:
-                # PayPal may be unreachable: the order stays pending and the next sweep asks again.
-                logger.exception("could not settle expired order %s with PayPal", order_id)
-            else:
-                sweep.settled_with_provider.append(order_id)
+        sweep.with_provider.extend(with_provider)
         if len(orders) < batch_size:
             break
-    if sweep.released or sweep.settled_with_provider:
-        logger.info(
-            "expiry sweep: released %d orders, reconciled %d with PayPal",
-            len(sweep.released),
-            len(sweep.settled_with_provider),
-        )
+    if sweep.released:
+        logger.info("expiry sweep: released %d orders", len(sweep.released))
     return sweep

@@ -69,6 +69,9 @@ def _next_step(order: Order) -> str:
         FailureReason.CANCELLED_BY_STAFF: _(
             "The shop cancelled this order. Nothing was charged; you can order the items again."
         ),
+        FailureReason.AMOUNT_MISMATCH: _(
+            "The payment is being refunded to your PayPal account. You can place a new order at any time."
+        ),
     }.get(order.failure_reason, _("Nothing was charged. You can place a new order at any time."))
 
 

@@ -50,6 +50,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "order",
         "status",
         "amount",
+        "refunded_amount",
         "currency",
         "provider_order_id",
         "capture_id",

@@ -2,7 +2,14 @@
 
 Errors raised by the gateway carry what PayPal said: ``issue`` (``details[0].issue``, or a name of
 ours such as ``CONNECTION_ERROR``), ``status_code`` and ``debug_id``, so that logs and the payment's
-audit trail can quote them.
+audit trail can quote them. ``payments.gateway.ISSUE_ERRORS`` says which PayPal issue becomes which
+error.
+
+``final`` says what an error means for the order it was about: a final refusal would be refused
+again (the payer's funding was refused, PayPal no longer knows the order, the request itself is
+wrong), so the order is settled at once; anything else (PayPal unreachable, failing or busy, the
+payer still has to act) leaves the order PENDING for a later try, and no later than
+``reserved_until + PAYPAL_SETTLE_GRACE_SECONDS`` the order is failed whatever PayPal answers.
 """
 
 from shop.errors import ShopError
@@ -11,6 +18,7 @@ from shop.errors import ShopError
 class PaymentError(ShopError):
     code = "payment_error"
     default_message = "The payment could not be processed."
+    final = False  # PayPal refused for good: see the module's docstring
 
     def __init__(
         self,
@@ -49,14 +57,17 @@ class PaymentGatewayError(PaymentError):
 
 
 class PaymentRejected(PaymentError):
-    """PayPal answered and refused the request (4xx) for a reason other than those below."""
+    """PayPal answered and refused the request (4xx) for a reason other than those below, including
+    issue names we do not know: the same request would be refused again."""
 
     code = "payment_rejected"
     default_message = "PayPal refused the payment request."
+    final = True
 
 
 class PaymentDeclined(PaymentRejected):
-    """``INSTRUMENT_DECLINED``: the payer's funding source was declined."""
+    """The payer's funding was refused (``INSTRUMENT_DECLINED``, ``TRANSACTION_REFUSED``,
+    ``PAYER_CANNOT_PAY``, ...)."""
 
     code = "payment_declined"
     default_message = "PayPal declined the payment."
@@ -67,6 +78,7 @@ class PaymentNotApproved(PaymentRejected):
 
     code = "payment_not_approved"
     default_message = "The payment has not been approved at PayPal yet."
+    final = False  # the payer may still approve, until the order's hold expires
 
 
 class PaymentAlreadyCaptured(PaymentRejected):
@@ -74,10 +86,19 @@ class PaymentAlreadyCaptured(PaymentRejected):
 
     code = "payment_already_captured"
     default_message = "The payment was already captured."
+    final = False  # not a refusal: the order's captures tell the outcome
+
+
+class PaymentAlreadyRefunded(PaymentRejected):
+    """``CAPTURE_FULLY_REFUNDED``: the capture's money is already back with the payer."""
+
+    code = "payment_already_refunded"
+    default_message = "The payment was already refunded."
 
 
 class PaymentProviderNotFound(PaymentRejected):
-    """PayPal does not know the order or capture (404), e.g. an order that expired at PayPal."""
+    """PayPal does not know the order or capture (404, ``RESOURCE_NOT_FOUND``, ``ORDER_EXPIRED``),
+    e.g. an order that expired at PayPal: nothing can be captured any more."""
 
     code = "payment_provider_not_found"
     default_message = "PayPal does not know this payment."

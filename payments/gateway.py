@@ -51,6 +51,7 @@ from paypalserversdk.paypal_serversdk_client import PaypalServersdkClient
 
 from payments.errors import (
     PaymentAlreadyCaptured,
+    PaymentAlreadyRefunded,
     PaymentDeclined,
     PaymentError,
     PaymentGatewayError,
@@ -73,12 +74,57 @@ WEBHOOK_HEADERS = {
     "transmission_time": "PAYPAL-TRANSMISSION-TIME",
 }
 
-ISSUE_ERRORS: dict[str, type[PaymentRejected]] = {
-    "INSTRUMENT_DECLINED": PaymentDeclined,
-    "ORDER_NOT_APPROVED": PaymentNotApproved,
-    "PAYER_ACTION_REQUIRED": PaymentNotApproved,
+# What each PayPal issue name (``details[0].issue``, else the error's ``name``) means for the order.
+#
+# - Final (``error.final``): the same request would be refused again, so the order is settled at
+#   once: the payer's funding was refused (``PaymentDeclined``), PayPal no longer knows the order
+#   (``PaymentProviderNotFound``), and every 4xx issue name not listed here (``PaymentRejected``: a
+#   request PayPal refuses for a reason we did not foresee is not going to pass on a second try).
+# - Retryable: PayPal is failing, busy or not reachable (``PaymentGatewayError``: every 5xx, 401,
+#   403, 408 and 429 whatever its issue, timeouts, connection errors and the names below), or the
+#   payer has to act first (``PaymentNotApproved``). The order stays PENDING and is asked about
+#   again; ``reserved_until + PAYPAL_SETTLE_GRACE_SECONDS`` bounds that, whatever the error.
+# - ``ORDER_ALREADY_CAPTURED`` is no refusal: the order's captures tell the outcome.
+ISSUE_ERRORS: dict[str, type[PaymentError]] = {
+    **dict.fromkeys(
+        (
+            "INSTRUMENT_DECLINED",
+            "TRANSACTION_REFUSED",
+            "PAYER_CANNOT_PAY",
+            "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
+            "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING",
+            "CARD_EXPIRED",
+            "PAYER_ACCOUNT_LOCKED_OR_CLOSED",
+            "PAYER_ACCOUNT_RESTRICTED",
+            "PAYEE_ACCOUNT_LOCKED_OR_CLOSED",
+            "PAYEE_ACCOUNT_RESTRICTED",
+            "PAYEE_BLOCKED_TRANSACTION",
+            "TRANSACTION_BLOCKED_BY_PAYEE",
+            "TRANSACTION_LIMIT_EXCEEDED",
+            "TRANSACTION_RECEIVING_LIMIT_EXCEEDED",
+            "COMPLIANCE_VIOLATION",
+            "DECLINED_DUE_TO_RELATED_TXN",
+            "DOMESTIC_TRANSACTION_REQUIRED",
+        ),
+        PaymentDeclined,
+    ),
+    **dict.fromkeys(("ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED"), PaymentNotApproved),
     "ORDER_ALREADY_CAPTURED": PaymentAlreadyCaptured,
+    "CAPTURE_FULLY_REFUNDED": PaymentAlreadyRefunded,
+    **dict.fromkeys(("RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "ORDER_EXPIRED"), PaymentProviderNotFound),
+    **dict.fromkeys(
+        (
+            "INTERNAL_SERVER_ERROR",
+            "SERVICE_UNAVAILABLE",
+            "RATE_LIMIT_REACHED",
+            "ORDER_COMPLETION_IN_PROGRESS",
+            "PREVIOUS_REQUEST_IN_PROGRESS",
+            "RESOURCE_CONFLICT",
+        ),
+        PaymentGatewayError,
+    ),
 }
+RETRYABLE_STATUSES = frozenset({401, 403, 408, 429})
 
 
 # --- What the gateway answers --------------------------------------------------------------------
@@ -109,6 +155,10 @@ class PayPalCapture:
     def is_declined(self) -> bool:
         return self.status in {"DECLINED", "FAILED"}
 
+    @property
+    def is_fully_refunded(self) -> bool:
+        return self.status == "REFUNDED"
+
 
 @dataclass(frozen=True)
 class PayPalOrder:
@@ -118,7 +168,16 @@ class PayPalOrder:
     amount: Decimal | None = None
     currency: str = ""
     captures: tuple[PayPalCapture, ...] = ()
+    refunds: tuple[PayPalRefund, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def refunded_amount(self) -> Decimal:
+        """What PayPal has given back to the payer so far (completed refunds of the captures)."""
+        return sum(
+            (refund.amount or Decimal("0") for refund in self.refunds if refund.status == "COMPLETED"),
+            Decimal("0"),
+        )
 
     @property
     def completed_capture(self) -> PayPalCapture | None:
@@ -242,15 +301,25 @@ def _error_from_response(status: int, body: dict, headers: Mapping | None = None
     description = first.get("description") or body.get("message") or body.get("error_description") or ""
     debug_id = body.get("debug_id") or (headers or {}).get("Paypal-Debug-Id", "") or ""
     kwargs = {"issue": issue, "status_code": status, "debug_id": debug_id, "response": body}
-    if status >= 500 or status in {401, 403, 408, 429}:
-        return PaymentGatewayError(
-            f"PayPal could not handle the request ({status} {issue}). Please try again in a few minutes.",
-            **kwargs,
+    error_class = error_for_issue(issue, status)
+    if error_class is PaymentGatewayError:
+        message = (
+            f"PayPal could not handle the request ({status} {issue}). Please try again in a few minutes."
         )
-    if status == 404:
-        return PaymentProviderNotFound(f"PayPal does not know this payment ({issue}).", **kwargs)
-    error_class = ISSUE_ERRORS.get(issue, PaymentRejected)
-    return error_class(description or None, **kwargs)
+    elif error_class is PaymentProviderNotFound:
+        message = f"PayPal does not know this payment ({issue})."
+    else:
+        message = description or None
+    return error_class(message, **kwargs)
+
+
+def error_for_issue(issue: str, status: int) -> type[PaymentError]:
+    """The error class of a PayPal refusal: see ``ISSUE_ERRORS``."""
+    if status >= 500 or status in RETRYABLE_STATUSES:
+        return PaymentGatewayError
+    if issue in ISSUE_ERRORS:
+        return ISSUE_ERRORS[issue]
+    return PaymentProviderNotFound if status == 404 else PaymentRejected
 
 
 def _is_timeout(error: requests.RequestException) -> bool:
@@ -337,14 +406,18 @@ def _decimal(value) -> Decimal | None:
         return None
 
 
-def _capture_from(data: dict) -> PayPalCapture:
+def _money_of(data: dict) -> dict:
+    """The ``amount`` of a capture or refund, as our fields."""
     amount = data.get("amount") or {}
+    return {"amount": _decimal(amount.get("value")), "currency": amount.get("currency_code", "")}
+
+
+def _capture_from(data: dict) -> PayPalCapture:
     return PayPalCapture(
         id=data.get("id", ""),
         status=data.get("status", ""),
-        amount=_decimal(amount.get("value")),
-        currency=amount.get("currency_code", ""),
         status_reason=(data.get("status_details") or {}).get("reason", ""),
+        **_money_of(data),
     )
 
 
@@ -362,6 +435,11 @@ def order_from_json(data: dict) -> PayPalOrder:
         for unit in units
         for capture in ((unit.get("payments") or {}).get("captures") or [])
     )
+    refunds = tuple(
+        refund_from_json(refund)
+        for unit in units
+        for refund in ((unit.get("payments") or {}).get("refunds") or [])
+    )
     return PayPalOrder(
         id=data.get("id", ""),
         status=data.get("status", ""),
@@ -371,12 +449,17 @@ def order_from_json(data: dict) -> PayPalOrder:
         amount=_decimal(amount.get("value")),
         currency=amount.get("currency_code", ""),
         captures=captures,
+        refunds=refunds,
         raw=data,
     )
 
 
 def capture_from_json(data: dict) -> PayPalCapture:
     return _capture_from(data)
+
+
+def refund_from_json(data: dict) -> PayPalRefund:
+    return PayPalRefund(id=data.get("id", ""), status=data.get("status", ""), raw=data, **_money_of(data))
 
 
 # --- The calls ---------------------------------------------------------------------------------------
@@ -484,14 +567,7 @@ def paypal_capture_refund(*, capture_id: str, transaction_id, note: str = "") ->
             }
         ),
     )
-    amount = data.get("amount") or {}
-    return PayPalRefund(
-        id=data.get("id", ""),
-        status=data.get("status", ""),
-        amount=_decimal(amount.get("value")),
-        currency=amount.get("currency_code", ""),
-        raw=data,
-    )
+    return refund_from_json(data)
 
 
 class _HeaderCollector:

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -32,6 +33,11 @@ class Payment(models.Model):
     approval_url = models.URLField(_("approval URL"), max_length=500, blank=True)
     capture_id = models.CharField(_("capture id"), max_length=64, blank=True)
     refund_id = models.CharField(_("refund id"), max_length=64, blank=True)
+    # What PayPal has given back to the payer so far; the payment is REFUNDED once it is all back.
+    refunded_amount = models.DecimalField(_("refunded amount"), max_digits=12, decimal_places=2, default=0)
+    # The order failed while PayPal may hold money for it (a capture we have not heard of, or one
+    # not refunded yet): the expiry sweep asks PayPal again and refunds what it finds.
+    needs_reconciliation = models.BooleanField(_("to be checked with PayPal"), default=False)
     # Every answer PayPal gave about this payment, oldest first, kept for audit.
     provider_responses = models.JSONField(_("provider responses"), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -41,6 +47,14 @@ class Payment(models.Model):
         verbose_name = _("payment")
         verbose_name_plural = _("payments")
         permissions = [("refund_payment", _("Can refund captured payments through PayPal"))]
+        indexes = [
+            models.Index(
+                fields=["order"], condition=Q(needs_reconciliation=True), name="payment_needs_reconciliation"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(refunded_amount__gte=0), name="payment_refunded_not_negative"),
+        ]
 
     def __str__(self):
         return f"Payment {self.transaction_id} ({self.status})"

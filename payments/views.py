@@ -52,6 +52,14 @@ def _tell_outcome(request, order: Order) -> None:
             request,
             _("PayPal is still processing your payment. This page updates as soon as it is done."),
         )
+    elif order.failure_reason == FailureReason.AMOUNT_MISMATCH:
+        messages.error(
+            request,
+            _(
+                "PayPal charged an amount that differs from your order's total, so the order was cancelled "
+                "and the whole payment goes back to your PayPal account."
+            ),
+        )
     elif payment is not None and payment.status == PaymentStatus.REFUNDED:
         messages.warning(
             request,

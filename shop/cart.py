@@ -164,6 +164,11 @@ class Cart:
         self.session.pop(TOKEN_SESSION_KEY, None)
         self._save(rotate_token=False)
 
+    def renew_checkout_token(self) -> None:
+        """The order placed with the present token failed before payment: keep the cart, and let
+        the next checkout place a new order instead of getting that one back."""
+        self._save(rotate_token=True)
+
     # --- internals -------------------------------------------------------------------------------
 
     @staticmethod

@@ -18,6 +18,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from inventory.models import Product
 from inventory.selectors import product_get_active, product_list_active
+from orders.models import Order, OrderStatus
+from orders.selectors import order_get_for_idempotency_key
+from payments.services import checkout_place, payment_start
 from shop.cart import Cart, CartError, NotEnoughStock
 from shop.errors import ShopError
 from shop.forms import AddToCartForm, CartQuantityForm, SignupForm
@@ -174,17 +177,10 @@ def cart_remove(request, product_id):
 
 def _place_order(*, user, lines, idempotency_key, language):
     """Place the order on the order worker pool, exactly like the API does."""
-    from orders.services import order_place
-    from orders.worker_pool import run_in_pool
-
-    return run_in_pool(
-        order_place, user=user, lines=lines, idempotency_key=idempotency_key, language=language
-    )
+    return checkout_place(user=user, lines=lines, idempotency_key=idempotency_key, language=language)
 
 
 def _start_payment(*, order_id):
-    from payments.services import payment_start
-
     return payment_start(order_id=order_id)
 
 
@@ -245,8 +241,6 @@ def checkout(request):
 
 
 def _checkout_place(request, cart):
-    from orders.selectors import order_get_for_idempotency_key
-
     posted_token = request.POST.get("checkout_token", "")
     if not posted_token or posted_token != request.session.get("checkout_token"):
         # Either this form was already submitted (the cart was ordered and emptied) or the cart
@@ -264,33 +258,45 @@ def _checkout_place(request, cart):
         order = _place_order(
             user=request.user, lines=cart.order_lines(), idempotency_key=posted_token, language=get_language()
         )
+        approval_url = _approval_url(order)
     except ShopError as error:
         messages.error(request, _error_message(error))
         if error.code == "busy":
             return redirect("checkout")
+        # Nothing was ordered, or the order failed before the shopper could pay (PayPal could not
+        # be reached): the cart stays, with a new token, so that trying again places a new order.
+        cart.renew_checkout_token()
         return redirect("cart")
-    cart.clear()
-    return _to_payment(request, order)
+    if order.status == OrderStatus.FAILED:  # the same token's order, which failed before payment
+        cart.renew_checkout_token()
+    else:
+        cart.clear()
+    return redirect(approval_url or order.get_absolute_url())
+
+
+def _approval_url(order: Order) -> str | None:
+    """Where the shopper approves the payment of ``order`` at PayPal (the PayPal order is created
+    on first use); ``None`` when the order is no longer pending. Raises ``ShopError`` when PayPal
+    could not be reached: the order has then failed (``gateway_error``)."""
+    if order.status != OrderStatus.PENDING:
+        return None
+    existing = getattr(order, "payment", None)
+    if existing is not None and existing.provider_order_id and existing.approval_url:
+        return existing.approval_url
+    payment = _start_payment(order_id=order.pk)
+    if not payment.approval_url:
+        raise ShopError()
+    return payment.approval_url
 
 
 def _to_payment(request, order):
-    """Send the shopper to PayPal to approve the payment of ``order`` (again, on a repeated submit)."""
-    from orders.models import OrderStatus
-
-    if order.status != OrderStatus.PENDING:
-        return redirect(order.get_absolute_url())
-    existing = getattr(order, "payment", None)
-    if existing is not None and existing.provider_order_id and existing.approval_url:
-        return redirect(existing.approval_url)
+    """Send the shopper to PayPal to approve the payment of ``order`` again (a repeated submit)."""
     try:
-        payment = _start_payment(order_id=order.pk)
+        approval_url = _approval_url(order)
     except ShopError as error:
         messages.error(request, _error_message(error))
         return redirect(order.get_absolute_url())
-    if not payment.approval_url:
-        messages.error(request, _error_message(ShopError()))
-        return redirect(order.get_absolute_url())
-    return redirect(payment.approval_url)
+    return redirect(approval_url or order.get_absolute_url())
 
 
 def favicon(request):

@@ -15,10 +15,10 @@ from django.utils import timezone
 from inventory.models import ReservedStock, Stock
 from inventory.tests.factories import ProductFactory
 from orders.models import Order
-from orders.services import order_expire_overdue, order_place
+from orders.services import order_place
 from orders.tests.factories import UserFactory
 from orders.tests.invariants import assert_invariants
-from payments.services import payment_capture, payment_start
+from payments.services import payment_capture, payment_expire_overdue, payment_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,7 @@ def test_sweep_during_a_slow_capture_skips_the_order(paypal):
         while not _order_row_locked(order.pk):
             assert time.monotonic() < deadline, "the capture never took the order's row lock"
             time.sleep(0.01)
-        sweeps.append(order_expire_overdue())
+        sweeps.append(payment_expire_overdue())
 
     run_threads(capture, sweep)
 
@@ -124,7 +124,7 @@ def test_capture_and_sweep_started_together_settle_the_order_once(paypal, attemp
 
     def sweep():
         barrier.wait(10)
-        order_expire_overdue()
+        payment_expire_overdue()
 
     run_threads(capture, sweep)
 

@@ -204,3 +204,43 @@ def test_two_senders_of_one_event_send_it_once(smtp_settings, smtp_server):
     assert results == {"first": DeliveryResult.SENT, "second": DeliveryResult.DUPLICATE}
     assert smtp_server.event_counts() == {str(event.event_id): 1}
     assert smtp_server.rcpt_count == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "payment_status", "what", "after"),
+    [
+        (
+            "en",
+            "REFUNDED",
+            "PayPal charged an amount that differs from your order's total",
+            "We refunded that",
+        ),
+        (
+            "en",
+            "FAILED",
+            "PayPal charged an amount that differs from your order's total",
+            "The whole payment goes",
+        ),
+        (
+            "vi",
+            "REFUNDED",
+            "PayPal đã thu một số tiền khác với tổng tiền đơn hàng",
+            "Chúng tôi đã hoàn lại toàn bộ",
+        ),
+        ("vi", "FAILED", "PayPal đã thu một số tiền khác với tổng tiền đơn hàng", "Toàn bộ khoản thanh toán"),
+    ],
+)
+def test_amount_mismatch_email_never_says_nothing_was_charged(language, payment_status, what, after):
+    order = final_order(
+        status=OrderStatus.FAILED, reason="amount_mismatch", language=language, payment_status=payment_status
+    )
+    event = event_of(order)
+    assert event.payload["reason"]["code"] == "amount_mismatch"
+    assert what in event.payload["reason"]["message"]
+
+    email_send_order_outcome(event=event)
+
+    (message,) = mail.outbox
+    assert what in message.body and after in message.body
+    assert "Nothing was charged" not in message.body and "Bạn chưa bị trừ tiền" not in message.body

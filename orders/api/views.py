@@ -6,8 +6,8 @@ from rest_framework.views import APIView
 from orders.api.serializers import OrderCreateInputSerializer, OrderOutputSerializer
 from orders.errors import InvalidOrder
 from orders.selectors import order_get_for_user, order_list_for_user
-from orders.services import order_cancel, order_place
-from orders.worker_pool import run_in_pool
+from orders.services import order_cancel
+from payments.services import checkout_place
 from shop.pagination import PAGE_INVALID, PAGE_NOT_FOUND, PAGE_PARAMETERS, paginate
 from shop.parsers import has_control_characters
 from shop.schema import OutOfStockErrorSerializer, error_response
@@ -94,8 +94,7 @@ class OrderListCreateApi(APIView):
         idempotency_key = _idempotency_key(request)
         serializer = OrderCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order = run_in_pool(
-            order_place,
+        order = checkout_place(
             user=request.user,
             lines=[dict(line) for line in serializer.validated_data["lines"]],
             idempotency_key=idempotency_key,

@@ -11,7 +11,8 @@ from payments.models import Payment, PaymentStatus
 
 PAYMENT_FOR_ORDER = {
     OrderStatus.PENDING: {PaymentStatus.PENDING},
-    OrderStatus.SUCCESS: {PaymentStatus.SUCCESS, PaymentStatus.REFUNDED},  # refunded by staff after the sale
+    # REFUNDED: refunded in full after the sale (by staff, or from PayPal's dashboard).
+    OrderStatus.SUCCESS: {PaymentStatus.SUCCESS, PaymentStatus.REFUNDED},
     OrderStatus.FAILED: {PaymentStatus.FAILED, PaymentStatus.REFUNDED},
 }
 
@@ -39,6 +40,12 @@ def assert_invariants(initial_on_hand: dict[int, int]) -> None:
         assert payment is not None, f"{order} has no payment"
         assert payment.transaction_id == order.transaction_id
         assert payment.status in PAYMENT_FOR_ORDER[order.status], (order, payment)
+        if payment.status == PaymentStatus.SUCCESS:  # partly refunded at most
+            assert payment.capture_id and 0 <= payment.refunded_amount < payment.amount, payment
+        if payment.status == PaymentStatus.REFUNDED:
+            assert payment.capture_id and payment.refunded_amount > 0 and not payment.needs_reconciliation
+        if payment.status == PaymentStatus.PENDING:
+            assert payment.refunded_amount == 0 and not payment.needs_reconciliation, payment
         held = {hold.product_id: hold.quantity for hold in order.holds.all()}
         if order.status == OrderStatus.PENDING:
             assert held == {line.product_id: line.quantity for line in order.lines.all()}, order

@@ -112,6 +112,7 @@ def test_paid_order_page_is_final(shopper, order):
         ("gateway_error", "PayPal could not be reached.", "try again in a few minutes"),
         ("cancelled_by_shopper", "You cancelled the order.", "went back on sale"),
         ("cancelled_by_staff", "The shop cancelled the order.", "you can order the items again"),
+        ("amount_mismatch", "PayPal charged an amount that differs", "being refunded to your PayPal account"),
     ],
 )
 def test_failed_order_shows_reason_and_next_step(shopper, order, reason, shown, next_step):

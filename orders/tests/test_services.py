@@ -2,12 +2,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from inventory.lock_objects import stock_lock, stock_lock_available
 from inventory.models import ReservedStock, Stock
 from inventory.tests.factories import ProductFactory
+from notifications.models import OutboxEvent
 from orders.errors import IdempotencyConflict, InvalidOrder, OrderNotFound, OrderNotPending, OutOfStock
 from orders.models import FailureReason, Order, OrderStatus
 from orders.services import CompletionResult, order_cancel, order_complete, order_fail, order_place
@@ -261,3 +263,63 @@ def test_payment_for_every_order_even_when_payment_row_fails(user, monkeypatch):
     assert not Order.objects.exists() and not ReservedStock.objects.exists()
     assert stock(mug).reserved == 0
     assert Payment.objects.filter(status=PaymentStatus.PENDING).count() == 0
+
+
+# --- What the suite must catch directly (issue 11) ---------------------------------------------------
+
+
+def test_a_holds_expiry_is_the_configured_ttl_after_placement(user, settings, monkeypatch):
+    settings.RESERVATION_TTL_SECONDS = 123
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)  # one instant for created_at and the hold
+    mug, tee = ProductFactory(on_hand=5), ProductFactory(on_hand=5)
+
+    order = order_place(
+        user=user, lines=[{"product": mug.pk, "quantity": 1}, {"product": tee.pk, "quantity": 2}]
+    )
+
+    assert order.created_at == now
+    assert order.reserved_until == now + timedelta(seconds=123)
+    holds = list(ReservedStock.objects.filter(order=order))
+    assert len(holds) == 2
+    assert {hold.expires_at for hold in holds} == {order.created_at + timedelta(seconds=123)}
+
+
+def test_order_fail_writes_the_outcome_to_the_outbox(user):
+    mug = ProductFactory(on_hand=5)
+    order = order_place(user=user, lines=[{"product": mug.pk, "quantity": 1}])
+
+    order_fail(order_id=order.pk, reason=FailureReason.PAYMENT_DECLINED)
+    order_fail(order_id=order.pk, reason=FailureReason.PAYMENT_DECLINED)  # a no-op: no second event
+
+    (event,) = OutboxEvent.objects.filter(order=order)
+    assert (event.type, event.key, event.published_at) == ("order.failed", str(order.pk), None)
+    assert event.payload["reason"]["code"] == "payment_declined"
+    assert event.payload["order"]["id"] == order.pk
+
+
+def test_order_cancel_writes_the_outcome_to_the_outbox(user):
+    mug = ProductFactory(on_hand=5)
+    order = order_place(user=user, lines=[{"product": mug.pk, "quantity": 1}])
+
+    order_cancel(user=user, order_id=order.pk)
+
+    (event,) = OutboxEvent.objects.filter(order=order)
+    assert event.type == "order.failed"
+    assert event.payload["reason"]["code"] == "cancelled_by_shopper"
+
+
+def test_stock_rows_are_locked_in_ascending_primary_key_order():
+    """Two transactions locking overlapping products queue up instead of deadlocking only if every
+    lock helper takes the rows in one order: ascending primary key."""
+    ids = sorted(ProductFactory(on_hand=1).pk for _ in range(3))
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = stock_lock(product_ids=list(reversed(ids)))
+        skipping = stock_lock_available(product_ids=list(reversed(ids)))
+
+    assert list(locked) == list(skipping) == ids
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert len(sql) == 2
+    for statement in sql:
+        assert "FOR UPDATE" in statement
+        assert 'ORDER BY "inventory_stock"."product_id" ASC' in statement, statement

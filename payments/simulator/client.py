@@ -47,8 +47,26 @@ class SimulatorClient:
     def decline_next_capture(self, order_id: str) -> dict:
         return self._call("POST", f"/_simulator/orders/{order_id}/decline-next-capture")
 
-    def next_capture(self, order_id: str, outcome: str) -> dict:
-        return self._call("POST", f"/_simulator/orders/{order_id}/next-capture", {"outcome": outcome})
+    def next_capture(self, order_id: str, outcome: str, *, amount: dict | None = None) -> dict:
+        """``outcome``: COMPLETED, PENDING or one of PayPal's refusals; ``amount``: {"value",
+        "currency_code"} to capture another amount than the order's."""
+        payload = {"outcome": outcome, **({"amount": amount} if amount is not None else {})}
+        return self._call("POST", f"/_simulator/orders/{order_id}/next-capture", payload)
+
+    def expire(self, order_id: str) -> dict:
+        return self._call("POST", f"/_simulator/orders/{order_id}/expire")
+
+    def refund(self, capture_id: str, value: str | None = None) -> dict:
+        """The merchant refunds ``value`` (all that is left when None) of a capture from the dashboard."""
+        return self._call(
+            "POST", f"/_simulator/captures/{capture_id}/refund", {} if value is None else {"value": value}
+        )
+
+    def held(self) -> int:
+        return self._call("GET", "/_simulator/held")["held"]
+
+    def release(self) -> int:
+        return self._call("POST", "/_simulator/release")["released"]
 
     def capture(self, order_id: str) -> dict:
         return self._call("POST", f"/_simulator/orders/{order_id}/capture")

@@ -16,17 +16,24 @@ Control API (JSON in, JSON out; for tests and demos; never counted by ``/_simula
     GET  /_simulator/orders/{id}                       the order, its capture calls and next capture outcome
     POST /_simulator/orders/{id}/approve               the payer approves, as the Approve button does
     POST /_simulator/orders/{id}/decline-next-capture  the next capture answers 422 INSTRUMENT_DECLINED
-    POST /_simulator/orders/{id}/next-capture          {"outcome": "COMPLETED" | "PENDING" |
-                                                       "INSTRUMENT_DECLINED"}
+    POST /_simulator/orders/{id}/next-capture          {"outcome": "COMPLETED" | "PENDING" | a refusal
+                                                       (state.CAPTURE_REFUSALS: 422 with that issue),
+                                                       "amount": {"value", "currency_code"} optional:
+                                                       capture another amount than the order's}
     POST /_simulator/orders/{id}/capture               capture now, as if the shop's capture answer was lost
+    POST /_simulator/orders/{id}/expire                an order never captured expires: 404 from now on
     POST /_simulator/captures/{id}/settle              {"status": "COMPLETED" | "DECLINED"}: a PENDING
                                                        capture is released or refused
+    POST /_simulator/captures/{id}/refund              {"value": "1.00" optional}: the merchant refunds
+                                                       (part of) the capture from PayPal's dashboard
     POST /_simulator/orders/{id}/webhook               {"event_type": ..., "url": optional} -> signed event;
                                                        delivered (synchronously) when url is given
     POST /_simulator/webhooks/{event_id}/resend        {"url": ...}: the same event again, newly signed
     POST /_simulator/fail                              {"count": N, "mode": "status" | "disconnect" |
-                                                       "drop_response" | "delay", "status": 503,
+                                                       "drop_response" | "delay" | "hold", "status": 503,
                                                        "match": "/capture", "seconds": 0}
+    GET  /_simulator/held                              {"held": N}: requests kept waiting by "hold"
+    POST /_simulator/release                           let the held requests go on (processed, answered)
     GET  /_simulator/requests                          the PayPal API calls received, oldest first
     POST /_simulator/config                            {"webhook_url": url or null}: send events by itself
 
@@ -63,6 +70,7 @@ CAPTURE_PATH = re.compile(r"^/v2/payments/captures/(?P<id>[A-Za-z0-9-]{1,36})$")
 REFUND_PATH = re.compile(r"^/v2/payments/captures/(?P<id>[A-Za-z0-9-]{1,36})/refund$")
 CONTROL_ORDER_PATH = re.compile(r"^/_simulator/orders/(?P<id>[A-Za-z0-9-]{1,36})(?P<action>/[a-z-]+)?$")
 CONTROL_SETTLE_PATH = re.compile(r"^/_simulator/captures/(?P<id>[A-Za-z0-9-]{1,36})/settle$")
+CONTROL_REFUND_PATH = re.compile(r"^/_simulator/captures/(?P<id>[A-Za-z0-9-]{1,36})/refund$")
 CONTROL_RESEND_PATH = re.compile(r"^/_simulator/webhooks/(?P<id>[A-Za-z0-9-]{1,80})/resend$")
 WEBHOOK_TIMEOUT_SECONDS = 10
 
@@ -125,6 +133,8 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             return
         if plan is not None and plan.mode == "delay":
             time.sleep(plan.seconds)
+        if plan is not None and plan.mode == "hold":
+            self.state.hold(plan)
 
         answer = self._api(method, path, raw)
         if plan is not None and plan.mode == "drop_response":
@@ -317,13 +327,25 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                     match=str(options.get("match", "")),
                     seconds=float(options.get("seconds", 0)),
                 )
-                return Answer(200, {"planned": plan.__dict__})
+                return Answer(200, {"planned": plan.describe()})
+            if method == "GET" and path == "/_simulator/held":
+                return Answer(200, {"held": state.held()})
+            if method == "POST" and path == "/_simulator/release":
+                return Answer(200, {"released": state.release_held()})
             if method == "POST" and path == "/_simulator/config":
                 if "webhook_url" in options:
                     state.webhook_url = options["webhook_url"] or None
                 return Answer(200, {"webhook_url": state.webhook_url})
             if match := CONTROL_SETTLE_PATH.match(path):
                 return state.settle_capture(match["id"], str(options.get("status", "")))
+            if method == "POST" and (match := CONTROL_REFUND_PATH.match(path)):
+                value = options.get("value")
+                answer = state.merchant_refund(match["id"], None if value is None else str(value))
+                if answer.status == 201:
+                    with state.lock:
+                        order_id = state.captures[match["id"]].order_id
+                    simulator.send_webhook_later(order_id, "PAYMENT.CAPTURE.REFUNDED")
+                return answer
             if match := CONTROL_RESEND_PATH.match(path):
                 return self._control_resend(match["id"], options)
             if match := CONTROL_ORDER_PATH.match(path):
@@ -352,7 +374,10 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             outcome = str(options.get("outcome", "")).upper()
             if outcome not in CAPTURE_OUTCOMES:
                 return Answer(400, {"error": f"outcome must be one of {', '.join(CAPTURE_OUTCOMES)}"})
-            state.set_next_capture(order_id, outcome)
+            state.set_next_capture(order_id, outcome, options.get("amount"))
+            return Answer(200, state.snapshot(order_id))
+        if action == "/expire":
+            state.expire_order(order_id)
             return Answer(200, state.snapshot(order_id))
         if action == "/capture":
             answer = state.capture_now(order_id)

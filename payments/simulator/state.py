@@ -46,9 +46,23 @@ WEBHOOK_EVENT_TYPES = (
     "PAYMENT.CAPTURE.DENIED",
     "PAYMENT.CAPTURE.REFUNDED",
 )
-# What the next capture of an order does: the default, a capture held for review, or a decline.
-CAPTURE_OUTCOMES = ("COMPLETED", "PENDING", "INSTRUMENT_DECLINED")
-FAILURE_MODES = ("status", "disconnect", "drop_response", "delay")
+# PayPal's refusals of a capture (422 with this issue): nothing is captured, the order stays APPROVED.
+CAPTURE_REFUSALS = (
+    "INSTRUMENT_DECLINED",
+    "TRANSACTION_REFUSED",
+    "PAYER_CANNOT_PAY",
+    "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
+    "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING",
+    "COMPLIANCE_VIOLATION",
+    "PAYER_ACTION_REQUIRED",
+    "ORDER_COMPLETION_IN_PROGRESS",
+    "DUPLICATE_INVOICE_ID",
+)
+# What the next capture of an order does: the default, a capture held for review, or a refusal.
+CAPTURE_OUTCOMES = ("COMPLETED", "PENDING", *CAPTURE_REFUSALS)
+# "hold" keeps the request waiting, unanswered, until the control API releases it.
+FAILURE_MODES = ("status", "disconnect", "drop_response", "delay", "hold")
+HOLD_SECONDS = 30.0  # the longest a held request waits for its release
 
 ERROR_NAMES = {
     400: ("INVALID_REQUEST", "Request is not well-formed, syntactically incorrect, or violates schema."),
@@ -99,6 +113,22 @@ ISSUE_DESCRIPTIONS = {
         "The refund amount must be less than or equal to the capture amount that has not yet been refunded."
     ),
     "REFUND_NOT_ALLOWED": "The capture is not completed, so it cannot be refunded.",
+    "TRANSACTION_REFUSED": "The request was refused.",
+    "PAYER_CANNOT_PAY": (
+        "Combination of payer and payee settings mean that this buyer cannot pay this seller."
+    ),
+    "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED": ("You have exceeded the maximum number of payment attempts."),
+    "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING": (
+        "Transaction failed. Redirect the payer to select another funding source."
+    ),
+    "COMPLIANCE_VIOLATION": "Transaction cannot be processed due to a possible compliance violation.",
+    "PAYER_ACTION_REQUIRED": (
+        "Transaction cannot complete successfully, instruct the buyer to return to the previous page."
+    ),
+    "ORDER_COMPLETION_IN_PROGRESS": (
+        "The order is being completed by an earlier request. Please try again later."
+    ),
+    "DUPLICATE_INVOICE_ID": "Duplicate Invoice ID detected. To avoid a potential duplicate transaction.",
     "CAPTURE_NOT_PENDING": "Only a capture held for review can be settled.",
 }
 
@@ -203,8 +233,10 @@ class SimOrder:
     update_time: str
     payer: dict | None = None
     next_capture: str = "COMPLETED"
+    next_capture_amount: dict | None = None  # another amount for the next capture than the order's
     capture_ids: list[str] = field(default_factory=list)
     capture_calls: int = 0  # capture requests processed (replays not counted)
+    expired: bool = False  # PayPal let the order expire before it was captured: it is gone
 
 
 @dataclass
@@ -223,6 +255,16 @@ class FailurePlan:
     status: int = 503
     match: str = ""
     seconds: float = 0.0
+    release: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def describe(self) -> dict:
+        return {
+            "remaining": self.remaining,
+            "mode": self.mode,
+            "status": self.status,
+            "match": self.match,
+            "seconds": self.seconds,
+        }
 
 
 class SimulatorState:
@@ -255,6 +297,9 @@ class SimulatorState:
 
     def reset(self) -> None:
         with self.lock:
+            for plan in getattr(self, "holding", []):
+                plan.release.set()
+            self.holding: list[FailurePlan] = []
             self.orders: dict[str, SimOrder] = {}
             self.captures: dict[str, SimCapture] = {}
             self.refunds: dict[str, dict] = {}
@@ -352,6 +397,29 @@ class SimulatorState:
                         self.failures.remove(plan)
                     return plan
         return None
+
+    def hold(self, plan: FailurePlan) -> None:
+        """Keep a request waiting until ``release_held()`` (at most ``plan.seconds``, or ``HOLD_SECONDS``)."""
+        with self.lock:
+            self.holding.append(plan)
+        try:
+            plan.release.wait(plan.seconds or HOLD_SECONDS)
+        finally:
+            with self.lock:
+                if plan in self.holding:
+                    self.holding.remove(plan)
+
+    def held(self) -> int:
+        """How many requests are being held right now."""
+        with self.lock:
+            return len(self.holding)
+
+    def release_held(self) -> int:
+        """Let every held request go on (to be processed and answered); how many there were."""
+        with self.lock:
+            for plan in self.holding:
+                plan.release.set()
+            return len(self.holding)
 
     def log_request(self, entry: dict) -> None:
         with self.lock:
@@ -484,7 +552,7 @@ class SimulatorState:
     def order_get(self, order_id: str) -> Answer:
         with self.lock:
             order = self.orders.get(order_id)
-            if order is None:
+            if order is None or order.expired:
                 return self._order_not_found(order_id)
             return Answer(200, self._order_json(order))
 
@@ -500,7 +568,7 @@ class SimulatorState:
             return replay
         with self.lock:
             order = self.orders.get(order_id)
-            if order is None:
+            if order is None or order.expired:
                 return self._order_not_found(order_id)
             if order.status == "COMPLETED":
                 return paypal_error(422, "ORDER_ALREADY_CAPTURED")
@@ -508,29 +576,38 @@ class SimulatorState:
                 return paypal_error(422, "ORDER_NOT_APPROVED")
             order.capture_calls += 1
             outcome, order.next_capture = order.next_capture, "COMPLETED"
-            if outcome == "INSTRUMENT_DECLINED":
+            amount, order.next_capture_amount = order.next_capture_amount, None
+            if outcome in CAPTURE_REFUSALS:
                 # The order stays APPROVED: PayPal lets the payer pick another funding source.
                 return paypal_error(
                     422,
-                    "INSTRUMENT_DECLINED",
+                    outcome,
                     links=[
                         {"href": self._approve_url(order.id), "rel": "redirect", "method": "GET"},
                         {
-                            "href": "https://developer.paypal.com/docs/api/orders/v2/#error-INSTRUMENT_DECLINED",
+                            "href": f"https://developer.paypal.com/docs/api/orders/v2/#error-{outcome}",
                             "rel": "information_link",
                             "method": "GET",
                         },
                     ],
                 )
-            self._capture_locked(order, status=outcome)
+            self._capture_locked(order, status=outcome, amount=amount)
             answer = Answer(201, self._order_json(order))
         return self._remember("capture", order_id, request_id, answer)
 
-    def _capture_locked(self, order: SimOrder, *, status: str) -> None:
+    def _capture_locked(self, order: SimOrder, *, status: str, amount: dict | None = None) -> None:
         now = now_iso()
+        override = amount
         for unit_index, unit in enumerate(order.purchase_units):
             capture_id = new_id()
-            amount = {"currency_code": unit["amount"]["currency_code"], "value": unit["amount"]["value"]}
+            amount = (
+                dict(override)
+                if override
+                else {
+                    "currency_code": unit["amount"]["currency_code"],
+                    "value": unit["amount"]["value"],
+                }
+            )
             data = {
                 "id": capture_id,
                 "status": status,
@@ -784,7 +861,7 @@ class SimulatorState:
         """What the approve page shows: the order as PayPal would show it to the payer."""
         with self.lock:
             order = self.orders.get(order_id)
-            if order is None:
+            if order is None or order.expired:
                 return None
             return {
                 "id": order.id,
@@ -800,7 +877,7 @@ class SimulatorState:
             order = self.orders.get(order_id)
             if order is None:
                 return None, False
-            if order.status not in {"CREATED", "PAYER_ACTION_REQUIRED"}:
+            if order.expired or order.status not in {"CREATED", "PAYER_ACTION_REQUIRED"}:
                 return order, False
             payer_id = new_id(13)
             order.payer = {
@@ -822,14 +899,41 @@ class SimulatorState:
 
     # --- Control (tests and demos) --------------------------------------------------------------
 
-    def set_next_capture(self, order_id: str, outcome: str) -> SimOrder | None:
+    def set_next_capture(self, order_id: str, outcome: str, amount: dict | None = None) -> SimOrder | None:
+        """What the next capture of the order does; ``amount`` (``{"value", "currency_code"}``) makes
+        it capture another amount or currency than the order's, as a faulty integration could."""
         if outcome not in CAPTURE_OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(CAPTURE_OUTCOMES)}")
+        if amount is not None:
+            try:
+                _money(amount, "/amount")
+            except InvalidRequest as error:
+                raise ValueError(f"amount is not PayPal money: {error.detail}") from error
         with self.lock:
             order = self.orders.get(order_id)
             if order is not None:
                 order.next_capture = outcome
+                order.next_capture_amount = dict(amount) if amount else None
             return order
+
+    def expire_order(self, order_id: str) -> SimOrder | None:
+        """PayPal lets an order that was never captured expire: from now on it answers 404 for it.
+        ``ValueError`` for a captured order (PayPal keeps those)."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is not None:
+                if order.capture_ids:
+                    raise ValueError(f"order {order_id} was captured: it does not expire")
+                order.expired = True
+            return order
+
+    def merchant_refund(self, capture_id: str, value: str | None = None) -> Answer:
+        """The merchant refunds (part of) a capture from PayPal's dashboard, not through the API."""
+        with self.lock:
+            capture = self.captures.get(capture_id)
+            currency = capture.data["amount"]["currency_code"] if capture else "USD"
+        body = {"amount": {"currency_code": currency, "value": value}} if value is not None else {}
+        return self.capture_refund(capture_id, body=body, request_id=None)
 
     def capture_now(self, order_id: str) -> Answer:
         """Capture as the merchant would, without an API call: a capture whose answer the shop lost."""
@@ -858,6 +962,8 @@ class SimulatorState:
             return {
                 "order": self._order_json(order),
                 "next_capture": order.next_capture,
+                "next_capture_amount": order.next_capture_amount,
+                "expired": order.expired,
                 "capture_calls": order.capture_calls,
                 "capture_ids": list(order.capture_ids),
                 "return_url": order.return_url,
@@ -873,7 +979,7 @@ class SimulatorState:
             raise ValueError(f"event_type must be one of {', '.join(WEBHOOK_EVENT_TYPES)}")
         with self.lock:
             order = self.orders.get(order_id)
-            if order is None:
+            if order is None or order.expired:
                 raise LookupError(f"no order {order_id}")
             if event_type == "CHECKOUT.ORDER.APPROVED":
                 if order.status != "APPROVED":

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from inventory.models import Stock
+from inventory.models import ReservedStock, Stock
 from inventory.tests.factories import ProductFactory
 from orders.models import Order
 from orders.services import order_place
@@ -29,8 +29,10 @@ def start_order(*, user, lines) -> Order:
 
 
 def expire(order: Order, *, seconds_ago: int = 1) -> None:
-    """Make the order's hold expired ``seconds_ago`` seconds ago."""
-    Order.objects.filter(pk=order.pk).update(reserved_until=timezone.now() - timedelta(seconds=seconds_ago))
+    """Make the order's hold (the order's and its stock holds') expired ``seconds_ago`` seconds ago."""
+    past = timezone.now() - timedelta(seconds=seconds_ago)
+    Order.objects.filter(pk=order.pk).update(reserved_until=past)
+    ReservedStock.objects.filter(order_id=order.pk).update(expires_at=past)
 
 
 def available(product) -> int:

@@ -1,6 +1,7 @@
 """The PayPal checkout end to end: the shop's services and pages, the real SDK, the simulator."""
 
 import threading
+import time
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -12,11 +13,16 @@ from rest_framework.test import APIClient
 
 from orders.lock_objects import order_lock
 from orders.models import Order
-from orders.services import order_expire_overdue
 from orders.tests.invariants import assert_invariants
 from payments.errors import PaymentGatewayError, PaymentNotRefundable
 from payments.models import Payment
-from payments.services import payment_capture, payment_refund, payment_settle_expired, payment_start
+from payments.services import (
+    payment_capture,
+    payment_expire_overdue,
+    payment_refund,
+    payment_settle_expired,
+    payment_start,
+)
 from payments.tests.factories import ProductFactory, UserFactory, available, expire, place_order, start_order
 
 
@@ -259,6 +265,50 @@ def test_concurrent_returns_capture_once(paypal, outcomes):
     assert_invariants({mug.pk: 10})
 
 
+@pytest.mark.django_db(transaction=True)
+def test_capture_holds_the_orders_row_lock_while_paypal_has_not_answered(paypal):
+    """Without that lock a sweep (or a cancel) fails an order whose capture is in flight, and the
+    money stays at PayPal. Checked while PayPal holds the capture request, before any answer."""
+    mug = ProductFactory(on_hand=3)
+    order = start_order(user=UserFactory(), lines=[(mug, 1)])
+    paypal.approve(order.payment.provider_order_id)
+    expire(order)
+    paypal.fail(1, mode="hold", match="/capture")
+    errors = []
+
+    def shopper_returns():
+        try:
+            payment_capture(order_id=order.pk)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    capture = threading.Thread(target=shopper_returns)
+    capture.start()
+    try:
+        wait_until(lambda: paypal.held() == 1)  # the capture request is at PayPal, unanswered
+        with transaction.atomic():
+            assert order_lock(order_id=order.pk, skip_locked=True) is None, "the order row is not locked"
+        sweep = payment_expire_overdue()
+        assert order.pk not in sweep.released + sweep.with_provider
+        assert refreshed(order).status == "PENDING"
+    finally:
+        paypal.release()
+        capture.join(timeout=30)
+    assert not capture.is_alive() and errors == []
+    assert refreshed(order).status == "SUCCESS"
+    assert paypal.order(order.payment.provider_order_id)["capture_calls"] == 1
+    assert_invariants({mug.pk: 3})
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def test_return_before_approval_keeps_the_order_pending(paypal, logged_in, shopper, mug):
     order = start_order(user=shopper, lines=[(mug, 1)])
     response = logged_in.get(f"/payments/paypal/return/?token={order.payment.provider_order_id}")
@@ -304,7 +354,7 @@ def test_paypal_unreachable_at_capture_leaves_the_order_pending_then_the_sweep_s
     assert outcomes == []
 
     expire(order)
-    sweep = order_expire_overdue()
+    sweep = payment_expire_overdue()
     assert sweep.settled_with_provider == [order.pk]
     order = refreshed(order)
     paypal_capture = paypal.order(order.payment.provider_order_id)["order"]["purchase_units"][0]["payments"]

@@ -8,10 +8,12 @@ import pytest
 from payments import gateway
 from payments.errors import (
     PaymentAlreadyCaptured,
+    PaymentAlreadyRefunded,
     PaymentDeclined,
     PaymentGatewayError,
     PaymentNotApproved,
     PaymentProviderNotFound,
+    PaymentRejected,
 )
 
 LINES = [
@@ -192,3 +194,56 @@ def test_webhook_verification(paypal):
 def test_amounts_are_formatted_per_currency():
     assert gateway.format_amount(Decimal("10"), "USD") == "10.00"
     assert gateway.format_amount(Decimal("1500"), "JPY") == "1500"
+
+
+@pytest.mark.parametrize(
+    ("issue", "status", "error_class", "final"),
+    [
+        ("INSTRUMENT_DECLINED", 422, PaymentDeclined, True),
+        ("TRANSACTION_REFUSED", 422, PaymentDeclined, True),
+        ("PAYER_CANNOT_PAY", 422, PaymentDeclined, True),
+        ("MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED", 422, PaymentDeclined, True),
+        ("PAYER_ACTION_REQUIRED", 422, PaymentNotApproved, False),
+        ("ORDER_NOT_APPROVED", 422, PaymentNotApproved, False),
+        ("ORDER_ALREADY_CAPTURED", 422, PaymentAlreadyCaptured, False),
+        ("CAPTURE_FULLY_REFUNDED", 422, PaymentAlreadyRefunded, True),
+        ("RESOURCE_NOT_FOUND", 404, PaymentProviderNotFound, True),
+        ("ORDER_EXPIRED", 422, PaymentProviderNotFound, True),
+        ("ORDER_COMPLETION_IN_PROGRESS", 422, PaymentGatewayError, False),
+        ("INTERNAL_SERVER_ERROR", 500, PaymentGatewayError, False),
+        ("INSTRUMENT_DECLINED", 503, PaymentGatewayError, False),  # any 5xx: nothing is known
+        ("RATE_LIMIT_REACHED", 429, PaymentGatewayError, False),
+        ("A_NAME_PAYPAL_ADDS_NEXT_YEAR", 422, PaymentRejected, True),
+        ("A_NAME_PAYPAL_ADDS_NEXT_YEAR", 404, PaymentProviderNotFound, True),
+        ("A_NAME_PAYPAL_ADDS_NEXT_YEAR", 502, PaymentGatewayError, False),
+    ],
+)
+def test_every_paypal_refusal_is_final_or_retryable_by_its_name(issue, status, error_class, final):
+    assert gateway.error_for_issue(issue, status) is error_class
+    assert error_class.final is final
+
+
+@pytest.mark.parametrize("issue", ["TRANSACTION_REFUSED", "PAYER_CANNOT_PAY", "DUPLICATE_INVOICE_ID"])
+def test_capture_refusals_come_out_final_through_the_sdk(paypal, issue):
+    order = create()
+    paypal.approve(order.id)
+    paypal.next_capture(order.id, issue)
+    with pytest.raises(PaymentRejected) as refused:
+        gateway.paypal_order_capture(provider_order_id=order.id, transaction_id="t-1")
+    assert (refused.value.issue, refused.value.status_code, refused.value.final) == (issue, 422, True)
+
+
+def test_an_order_reads_its_refunds(paypal):
+    order = create()
+    paypal.approve(order.id)
+    capture = gateway.paypal_order_capture(provider_order_id=order.id, transaction_id="t-1").completed_capture
+    paypal.refund(capture.id, "4.50")
+    read = gateway.paypal_order_get(provider_order_id=order.id)
+    assert read.refunded_amount == Decimal("4.50")
+    assert (read.completed_capture.status, read.completed_capture.is_fully_refunded) == (
+        "PARTIALLY_REFUNDED",
+        False,
+    )
+    paypal.refund(capture.id)
+    read = gateway.paypal_order_get(provider_order_id=order.id)
+    assert read.refunded_amount == Decimal("24.50") and read.completed_capture.is_fully_refunded

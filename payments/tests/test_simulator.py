@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from payments.simulator.client import SimulatorControlError
 from tests.fixtures.paypal import SIMULATOR_CLIENT_ID, SIMULATOR_CLIENT_SECRET, SIMULATOR_WEBHOOK_ID
 
 ORDER = {
@@ -249,6 +251,83 @@ def test_decline_next_capture_is_422_instrument_declined_and_only_once(api, payp
     assert link(body, "redirect") == f"{api.base}/checkoutnow?token={order_id}"
     # An error is not kept for replay, and the order is still APPROVED: the next capture goes through.
     assert capture(api, order_id, request_id="first").status_code == 201
+
+
+@pytest.mark.parametrize("issue", ["TRANSACTION_REFUSED", "PAYER_CANNOT_PAY", "ORDER_COMPLETION_IN_PROGRESS"])
+def test_next_capture_can_be_any_of_paypals_refusals(api, paypal, issue):
+    order_id = create(api).json()["id"]
+    paypal.approve(order_id)
+    assert paypal.next_capture(order_id, issue)["next_capture"] == issue
+    assert_paypal_error(capture(api, order_id), 422, issue)
+    assert paypal.order(order_id)["order"]["status"] == "APPROVED"  # nothing was captured
+    assert capture(api, order_id).status_code == 201
+    with pytest.raises(SimulatorControlError) as unknown:
+        paypal.next_capture(order_id, "NOT_A_PAYPAL_ISSUE")
+    assert unknown.value.status == 400
+
+
+def test_next_capture_can_take_another_amount_than_the_orders(api, paypal):
+    order_id = create(api).json()["id"]
+    paypal.approve(order_id)
+    paypal.next_capture(order_id, "COMPLETED", amount={"value": "1.00", "currency_code": "EUR"})
+    captured = capture(api, order_id).json()["purchase_units"][0]
+    assert captured["amount"]["value"] == "25.00"  # the order's amount is unchanged...
+    assert captured["payments"]["captures"][0]["amount"] == {"currency_code": "EUR", "value": "1.00"}
+    with pytest.raises(SimulatorControlError) as bad:
+        paypal.next_capture(order_id, "COMPLETED", amount={"value": "x"})
+    assert bad.value.status == 400
+
+
+def test_an_order_never_captured_can_expire_at_paypal(api, paypal):
+    order_id = create(api).json()["id"]
+    paypal.approve(order_id)
+    assert paypal.expire(order_id)["expired"] is True
+    assert_paypal_error(
+        api.get(f"{api.base}/v2/checkout/orders/{order_id}", timeout=5), 404, "INVALID_RESOURCE_ID"
+    )
+    assert_paypal_error(capture(api, order_id), 404, "INVALID_RESOURCE_ID")
+
+    captured_id = create(api, request_id="other").json()["id"]
+    paypal.approve(captured_id)
+    capture(api, captured_id)
+    with pytest.raises(SimulatorControlError) as captured:
+        paypal.expire(captured_id)
+    assert captured.value.status == 400
+
+
+def test_the_merchant_refunds_part_of_a_capture_from_the_dashboard(api, paypal):
+    order_id = create(api).json()["id"]
+    paypal.approve(order_id)
+    capture_id = capture(api, order_id).json()["purchase_units"][0]["payments"]["captures"][0]["id"]
+    assert paypal.refund(capture_id, "10.00")["amount"]["value"] == "10.00"
+    unit = api.get(f"{api.base}/v2/checkout/orders/{order_id}", timeout=5).json()["purchase_units"][0]
+    assert unit["payments"]["captures"][0]["status"] == "PARTIALLY_REFUNDED"
+    assert paypal.refund(capture_id)["amount"]["value"] == "15.00"  # the rest
+    unit = api.get(f"{api.base}/v2/checkout/orders/{order_id}", timeout=5).json()["purchase_units"][0]
+    assert unit["payments"]["captures"][0]["status"] == "REFUNDED"
+    assert [refund["amount"]["value"] for refund in unit["payments"]["refunds"]] == ["10.00", "15.00"]
+    event = paypal.webhook(order_id, "PAYMENT.CAPTURE.REFUNDED")["event"]
+    assert event["resource"]["supplementary_data"]["related_ids"]["capture_id"] == capture_id
+
+
+def test_a_held_request_waits_for_its_release_then_is_processed(api, paypal):
+    order_id = create(api).json()["id"]
+    paypal.approve(order_id)
+    paypal.fail(1, mode="hold", match="/capture")
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(capture, api, order_id)
+        wait_until(lambda: paypal.held() == 1)
+        assert paypal.order(order_id)["capture_calls"] == 0  # held before PayPal did anything
+        assert paypal.release() == 1
+        assert answer.result(timeout=10).status_code == 201
+    assert paypal.held() == 0 and paypal.order(order_id)["capture_calls"] == 1
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def test_a_capture_can_be_held_for_review_then_settled(api, paypal):

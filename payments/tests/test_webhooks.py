@@ -10,11 +10,11 @@ import requests
 from django.db import connection
 
 from orders.models import Order
-from orders.services import order_expire_overdue, order_fail
+from orders.services import order_fail
 from orders.tests.invariants import assert_invariants
 from payments import gateway
 from payments.models import Payment, WebhookEvent
-from payments.services import payment_capture
+from payments.services import payment_capture, payment_expire_overdue
 from payments.tests.factories import ProductFactory, UserFactory, available, expire, start_order
 
 # The shop answers the simulator from the live server's thread: it sees committed rows only.
@@ -166,7 +166,7 @@ def test_capture_on_an_order_that_already_failed_is_refunded(
     settings.PAYPAL_SETTLE_GRACE_SECONDS = 60
     expire(order, seconds_ago=120)
     paypal.fail(1, match=f"/v2/checkout/orders/{order.payment.provider_order_id}")
-    order_expire_overdue()
+    payment_expire_overdue()
     order = refreshed(order)
     assert (order.status, order.failure_reason, available(mug)) == ("FAILED", "reservation_expired", 10)
 

@@ -223,29 +223,29 @@ def test_busy_pool_asks_to_try_again(shopper_client, monkeypatch, fake_paypal):
 
 
 @checkout_db
-def test_paypal_unreachable_lands_on_the_order_page(shopper_client, user, monkeypatch):
+def test_paypal_unreachable_keeps_the_cart_and_the_next_try_places_a_new_order(
+    shopper_client, user, paypal, paypal_unreachable, settings
+):
     from orders.models import Order
-    from orders.services import order_fail
-    from shop.errors import ShopError
 
-    class GatewayError(ShopError):
-        code = "gateway_error"
-
-    def payment_start(*, order_id):
-        order_fail(order_id=order_id, reason="gateway_error")
-        raise GatewayError()
-
-    monkeypatch.setattr("shop.views._start_payment", payment_start)
     mug = ProductFactory(on_hand=5)
-    fill_cart(shopper_client, (mug, 1))
-    response = shopper_client.post(
-        "/checkout/", {"checkout_token": checkout_token(shopper_client)}, follow=True
-    )
-    order = Order.objects.get(user=user)
-    assert response.redirect_chain == [(f"/orders/{order.pk}/", 302)]
+    fill_cart(shopper_client, (mug, 2))
+    token = checkout_token(shopper_client)
+    response = shopper_client.post("/checkout/", {"checkout_token": token}, follow=True)
+
+    assert response.redirect_chain == [("/cart/", 302)]
     page = response.content.decode()
     assert "PayPal could not be reached, so your order was cancelled" in page
-    assert order.status == "FAILED" and order.failure_reason == "gateway_error"
+    failed = Order.objects.get(user=user)
+    assert (failed.status, failed.failure_reason) == ("FAILED", "gateway_error")
+    assert session_cart(shopper_client) == {str(mug.pk): 2}  # the cart survived
+    assert checkout_token(shopper_client) != token  # and the next submit is a new order
+
+    settings.PAYPAL_API_BASE = paypal.server.url  # PayPal answers again
+    response = shopper_client.post("/checkout/", {"checkout_token": checkout_token(shopper_client)})
+    placed = Order.objects.filter(user=user).exclude(pk=failed.pk).get()
+    assert response["Location"] == placed.payment.approval_url
+    assert placed.status == "PENDING" and session_cart(shopper_client) == {}
 
 
 def test_checkout_form_carries_csrf(client, user):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from orders.services import order_expire_overdue
+from payments.services import payment_expire_overdue
 
 
 class Command(BaseCommand):
@@ -10,8 +10,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None, help="orders per transaction")
 
     def handle(self, *args, batch_size=None, **options):
-        sweep = order_expire_overdue(batch_size=batch_size)
+        sweep = payment_expire_overdue(batch_size=batch_size)
         self.stdout.write(
             f"released {len(sweep.released)} expired orders; "
-            f"reconciled {len(sweep.settled_with_provider)} with PayPal; {sweep.batches} batches"
+            f"settled {len(sweep.settled_with_provider)} with PayPal; "
+            f"checked {len(sweep.reconciled)} failed orders with PayPal again; {sweep.batches} batches"
         )
