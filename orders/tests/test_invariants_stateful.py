@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -52,7 +53,12 @@ class Checkout(RuleBasedStateMachine):
             if order_complete(order_id=order_id, capture_id="CAP") == CompletionResult.ORDER_FAILED:
                 # A capture landed on a failed order: the payments layer refunds it (its own tests
                 # drive that through PayPal); here the refund is recorded as it would record it.
-                Payment.objects.filter(order_id=order_id).update(status="REFUNDED", refund_id="REF")
+                Payment.objects.filter(order_id=order_id).update(
+                    status="REFUNDED",
+                    refund_id="REF",
+                    refunded_amount=F("amount"),
+                    needs_reconciliation=False,
+                )
 
     @rule(data=st.data(), reason=st.sampled_from(REASONS))
     def fail(self, data, reason):
