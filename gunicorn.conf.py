@@ -15,6 +15,11 @@ Settings come from the environment, through the Django settings where the shop h
     WEB_CONCURRENCY     worker processes (default 2); each has its own order pool
     GUNICORN_THREADS    threads per process (default ORDER_WORKERS + ORDER_QUEUE_SIZE + 4)
 
+Logs: gunicorn's own lines go through the shop's LOGGING (LOG_FORMAT, text or JSON); an access line
+ends with the request's X-Request-ID. Metrics: with PROMETHEUS_MULTIPROC_DIR set, the worker processes
+share their Prometheus values through files in that directory (shop/metrics.py): it is emptied when
+gunicorn starts, and a worker that exits stops counting in the live gauges (``child_exit``).
+
 Timeouts: a placement request waits up to ORDER_PLACEMENT_TIMEOUT_SECONDS for the pool, then makes
 up to two PayPal calls (a token and the order) of PAYPAL_TIMEOUT_SECONDS each. ``timeout`` (a silent
 worker is killed) and ``graceful_timeout`` (how long SIGTERM lets in-flight requests finish) are
@@ -26,6 +31,8 @@ wait longer than ``graceful_timeout`` before SIGKILL (compose: ``stop_grace_peri
 import os
 
 from django.conf import settings
+
+from shop import logs, metrics
 
 # Read on first use of ``settings`` below; the same default as shop/wsgi.py.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
@@ -49,12 +56,18 @@ keepalive = 5
 
 accesslog = "-"
 errorlog = "-"
+# gunicorn's default format, then the request id the shop answered with (shop/logs.py).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s'
+logconfig_dict = logs.gunicorn_logging_config(settings.LOGGING)
 # gunicorn's control socket lives under $HOME by default, shared by every gunicorn of the user (and
 # not writable in the image): the shop does not use it.
 control_socket_disable = True
 
 
 def on_starting(server):
+    multiproc_dir = metrics.multiprocess_dir_prepare()
+    if multiproc_dir:
+        server.log.info("metrics: prometheus-client multiprocess mode in %s", multiproc_dir)
     pool = settings.ORDER_WORKERS + settings.ORDER_QUEUE_SIZE
     server.log.info(
         "web: %s processes x %s threads; each process has an order pool of %s workers and a queue of %s",
@@ -77,3 +90,8 @@ def worker_exit(server, worker):
     from orders.worker_pool import pool_shutdown
 
     pool_shutdown()
+
+
+def child_exit(server, worker):
+    # In the master, once a worker process is gone (however it ended).
+    metrics.multiprocess_process_dead(worker.pid)
