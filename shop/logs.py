@@ -33,6 +33,7 @@ from contextlib import contextmanager
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import request_finished
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -117,6 +118,11 @@ request_finished.connect(_forget_request_id, dispatch_uid="shop.logs.forget_requ
 # --- logging -------------------------------------------------------------------------------------
 
 
+# The id a record was found to have, kept on the record so that every handler's filter (each with
+# its own ``empty``) agrees on it; not a field of the JSON lines.
+_RESOLVED = "shop_request_id"
+
+
 class RequestIdFilter(logging.Filter):
     """Gives every record a ``request_id``: its own (``extra={"request_id": ...}``), else the one bound
     in the thread that logs it, else ``empty``. It never drops a record."""
@@ -126,7 +132,9 @@ class RequestIdFilter(logging.Filter):
         self.empty = empty
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = getattr(record, "request_id", None) or _request_id.get() or self.empty
+        if not hasattr(record, _RESOLVED):
+            setattr(record, _RESOLVED, getattr(record, "request_id", None) or _request_id.get())
+        record.request_id = getattr(record, _RESOLVED) or self.empty
         return True
 
 
@@ -136,6 +144,7 @@ def json_formatter() -> JsonFormatter:
         ["levelname", "name", "message", "request_id"],
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp="time",
+        reserved_attrs=[*RESERVED_ATTRS, _RESOLVED],
     )
 
 
