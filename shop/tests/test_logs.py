@@ -99,8 +99,10 @@ def test_the_pool_worker_logs_under_the_id_of_the_request_that_queued_the_job(se
     assert (with_id.request_id, without_id.request_id) == ("queued-by-request", None)
     # The worker logs each job once it handed the result over.
     done = wait_for(
-        lambda: len(found := log_records.matching(logger="orders.worker_pool", text="log_and_answer:")) == 2
-        and found,
+        lambda: (
+            len(found := log_records.matching(logger="orders.worker_pool", text="log_and_answer:")) == 2
+            and found
+        ),
         message="both jobs logged by the worker",
     )
     assert [record.request_id for record in done] == ["queued-by-request", None]
