@@ -33,8 +33,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client import start_http_server as _start_http_server
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 METRICS_PATH = "/metrics"
@@ -75,8 +76,9 @@ class _Chain:
             yield from collector.collect()
 
 
-def web_metrics() -> bytes:
-    """The web role's metrics in the Prometheus text format."""
+def web_metrics(accept: str = "") -> tuple[bytes, str]:
+    """The web role's metrics and their content type: the Prometheus text format, or OpenMetrics when
+    the ``Accept`` header asks for it."""
     # Imported here, so that their series exist (at zero) from the first scrape on.
     from notifications.metrics import OutboxCollector
     from orders.metrics import ORDERS  # noqa: F401
@@ -86,7 +88,8 @@ def web_metrics() -> bytes:
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(_Chain(registry, OutboxCollector()))
+    encoder, content_type = choose_encoder(accept)
+    return encoder(_Chain(registry, OutboxCollector())), content_type
 
 
 @functools.lru_cache(maxsize=8)
@@ -127,7 +130,8 @@ class MetricsMiddleware:
             and request.method in ("GET", "HEAD")
             and metrics_allowed(request)
         ):
-            response = HttpResponse(web_metrics(), content_type=CONTENT_TYPE_LATEST)
+            body, content_type = web_metrics(request.headers.get("Accept", ""))
+            response = HttpResponse(body, content_type=content_type)
             response["Cache-Control"] = "no-store"
             return response
         return self.get_response(request)
