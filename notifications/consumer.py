@@ -123,8 +123,9 @@ class EmailConsumer:
                 if self.heartbeat is not None:
                     self.heartbeat.beat()
                 records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
+                reassigned = self._track_assignment(consumer)
                 self._measure_lag(consumer)
-                if self._track_assignment(consumer) or not kafka_client.consumer_is_stable(consumer):
+                if reassigned or not kafka_client.consumer_is_stable(consumer):
                     last_activity = time.monotonic()  # joining or rebalancing is not being idle
                 handled = False
                 for partition, batch in records.items():
