@@ -14,6 +14,7 @@ Settings come from the environment, through the Django settings where the shop h
     PORT                port to listen on, on every interface (default 8000)
     WEB_CONCURRENCY     worker processes (default 2); each has its own order pool
     GUNICORN_THREADS    threads per process (default ORDER_WORKERS + ORDER_QUEUE_SIZE + 4)
+    PROMETHEUS_MULTIPROC_DIR  a directory for the worker processes' Prometheus values (below)
 
 Logs: gunicorn's own lines go through the shop's LOGGING (LOG_FORMAT, text or JSON); an access line
 ends with the request's X-Request-ID. Metrics: with PROMETHEUS_MULTIPROC_DIR set, the worker processes
@@ -32,7 +33,9 @@ import os
 
 from django.conf import settings
 
-from shop import logs, metrics
+# Not shop.metrics here: prometheus-client must be imported after the settings read .env, where
+# PROMETHEUS_MULTIPROC_DIR may be set (it picks its mode when it is imported).
+from shop import logs
 
 # Read on first use of ``settings`` below; the same default as shop/wsgi.py.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
@@ -65,8 +68,11 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    multiproc_dir = metrics.multiprocess_dir_prepare()
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc_dir:
+        from shop.metrics import multiprocess_dir_prepare
+
+        multiprocess_dir_prepare(multiproc_dir)
         server.log.info("metrics: prometheus-client multiprocess mode in %s", multiproc_dir)
     pool = settings.ORDER_WORKERS + settings.ORDER_QUEUE_SIZE
     server.log.info(
@@ -94,4 +100,7 @@ def worker_exit(server, worker):
 
 def child_exit(server, worker):
     # In the master, once a worker process is gone (however it ended).
-    metrics.multiprocess_process_dead(worker.pid)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from shop.metrics import multiprocess_process_dead
+
+        multiprocess_process_dead(worker.pid)

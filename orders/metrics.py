@@ -10,6 +10,9 @@ from django.db import transaction
 from prometheus_client import Counter, Gauge, Histogram
 
 from orders.models import FailureReason
+from shop.metrics import multiprocess_dir_ensure
+
+multiprocess_dir_ensure()
 
 PLACED, SUCCEEDED, FAILED = "placed", "succeeded", "failed"
 

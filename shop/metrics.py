@@ -10,8 +10,8 @@ Processes. Under runserver, or one gunicorn worker process, the values live in t
 multiprocess mode, or each scrape would see one random process: set ``PROMETHEUS_MULTIPROC_DIR`` to a
 directory of the web role only (each process writes its values to files there, and a scrape adds up
 every process's files). gunicorn.conf.py empties it when gunicorn starts and drops a dead worker's
-gauges (``child_exit``). prometheus-client reads the variable when it is imported: set it in the
-environment, not in ``.env``.
+gauges (``child_exit``). prometheus-client picks its mode when it is imported, so nothing imports it
+before the settings have read ``.env``.
 
 Who may read ``/metrics``: nobody unless ``METRICS_ENABLED`` (on by default in ``shop.settings.local``
 and the tests, off in ``shop.settings.production`` unless set), and then only a client whose address
@@ -47,22 +47,26 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_DIR_VARIABLE) or None
 
 
-def multiprocess_dir_prepare() -> str | None:
-    """gunicorn's ``on_starting``: create the multiprocess directory, or empty it of the files of a
-    previous run (prometheus-client wants it empty when the processes start). Returns its path."""
+def multiprocess_dir_ensure() -> None:
+    """Create the multiprocess directory when it is set but missing, before the first series is made
+    (a ``manage.py`` command run in the web role's container, before gunicorn made it)."""
     path = multiprocess_dir()
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
-        for stale in Path(path).glob("*.db"):
-            stale.unlink(missing_ok=True)
-    return path
+
+
+def multiprocess_dir_prepare(path: str) -> None:
+    """gunicorn's ``on_starting``: create the multiprocess directory, or empty it of the files of a
+    previous run (prometheus-client wants it empty when the processes start)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for stale in Path(path).glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 def multiprocess_process_dead(pid: int) -> None:
     """gunicorn's ``child_exit``: a worker process is gone; its live gauges (the pool's queue depth)
     stop counting. Its counters and histograms stay: their totals must not go down."""
-    if multiprocess_dir():
-        mark_process_dead(pid)
+    mark_process_dead(pid)
 
 
 class _Chain:
