@@ -39,8 +39,8 @@ from django.utils import timezone
 from notifications import kafka_client
 from notifications.consumer_metrics import CONSUMER_LAG, EMAIL_MESSAGES, EMAIL_SEND_SECONDS
 from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
-from notifications.events import order_outcome_parse
-from notifications.services import REQUEST_ID_KAFKA_HEADER, email_send_order_outcome
+from notifications.events import REQUEST_ID_HEADER, order_outcome_parse
+from notifications.services import email_send_order_outcome
 from shop.heartbeat import Heartbeat
 from shop.logs import request_id_bound, request_id_is_valid
 
@@ -67,7 +67,7 @@ _OUTCOME_LABELS = {
 
 
 def _request_id(record) -> str | None:
-    value = kafka_client.record_header(record, REQUEST_ID_KAFKA_HEADER)
+    value = kafka_client.record_header(record, REQUEST_ID_HEADER)
     return value if request_id_is_valid(value) else None
 
 
@@ -288,7 +288,7 @@ class EmailConsumer:
                 (
                     key,
                     json.dumps(body, ensure_ascii=False).encode(),
-                    {REQUEST_ID_KAFKA_HEADER: _request_id(record) or ""},
+                    {REQUEST_ID_HEADER: _request_id(record) or ""},
                 )
             ],
         )

@@ -32,7 +32,7 @@ from notifications.errors import (
     OrderNotFinal,
     UnknownOrder,
 )
-from notifications.events import OrderOutcomeEvent, event_type_for, order_outcome_message
+from notifications.events import REQUEST_ID_HEADER, OrderOutcomeEvent, event_type_for, order_outcome_message
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
 from notifications.relay import relay
 from notifications.selectors import (
@@ -48,8 +48,6 @@ from shop.logs import request_id_get
 logger = logging.getLogger(__name__)
 
 LAST_ERROR_MAX_CHARS = 2000
-# The Kafka header that carries an event's request id to the email consumer (shop/logs.py).
-REQUEST_ID_KAFKA_HEADER = "request_id"
 
 
 def _error_text(error: BaseException) -> str:
@@ -158,7 +156,7 @@ def _outbox_publish_batch(*, batch_size: int) -> tuple[int, bool]:
             (
                 row.key,
                 json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode(),
-                {REQUEST_ID_KAFKA_HEADER: row.request_id},
+                {REQUEST_ID_HEADER: row.request_id},
             )
             for row in rows
         ],

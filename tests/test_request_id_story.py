@@ -1,17 +1,20 @@
 """One request id tells one order's story in every process's log (issue 14): the web request that
 placed and cancelled it, the order pool's worker that placed it, the relay that published its outcome
-event, and the email consumer (a separate process, logging JSON) that mailed it."""
+event, and the email consumer (a separate process, logging JSON) that mailed it; a dead letter keeps it."""
 
 import json
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from inventory.tests.factories import ProductFactory
+from notifications.dlq import dlq_list, dlq_replay
 from notifications.models import OutboxEvent
-from notifications.tests.helpers import ConsumerProcess, publish_all, read_topic, wait_until
-from shop.logs import REQUEST_ID_HEADER
+from notifications.tests.factories import final_order
+from notifications.tests.helpers import ConsumerProcess, publish_all, read_topic, record_outcomes, wait_until
+from shop.logs import REQUEST_ID_HEADER, request_id_bound
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,3 +70,25 @@ def test_one_request_id_is_on_the_web_worker_relay_and_consumer_lines_of_one_ord
     assert len(about_the_event) == 1 and "outcome=sent" in about_the_event[0]["message"]
     assert {entry["request_id"] for entry in about_the_event} == {REQUEST_ID}
     assert about_the_event[0]["logger"] == "notifications.consumer"
+
+
+def test_a_dead_letter_keeps_the_request_id_and_its_replay_sends_it_again(
+    email_pipeline, smtp_server, log_records
+):
+    order = final_order()
+    smtp_server.refusals[order.user.email] = "550 5.1.1 No such mailbox"
+    with request_id_bound("refused-9"):
+        (event,) = record_outcomes([order])
+    publish_all([event])
+    call_command("run_email_consumer", max_messages=1, idle_timeout=15)
+    (letter,) = dlq_list()
+    assert (letter.event_id, letter.request_id) == (str(event.event_id), "refused-9")
+    (dead,) = log_records.matching(logger="notifications.consumer", text="outcome=dead_lettered")
+    assert dead.request_id == "refused-9"
+
+    del smtp_server.refusals[order.user.email]
+    dlq_replay(event_ids={str(event.event_id)})
+    call_command("run_email_consumer", max_messages=1, idle_timeout=15)
+    assert smtp_server.event_counts() == {str(event.event_id): 1}
+    (sent,) = log_records.matching(logger="notifications.consumer", text="outcome=sent")
+    assert sent.request_id == "refused-9"
