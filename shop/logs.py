@@ -100,7 +100,6 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        request.request_id = request_id
         request_id_set(request_id)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
