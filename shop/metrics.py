@@ -5,13 +5,13 @@ The series are defined next to what they measure: ``orders/metrics.py`` (placeme
 pool's queue, 503 ``busy`` answers, orders by outcome and reason) and ``notifications/metrics.py``
 (the outbox backlog and its age, read from the database at each scrape; the email consumer's own).
 
-Processes. Under runserver, or one gunicorn worker process, the values live in the process
-(prometheus-client's default registry). gunicorn with several worker processes needs prometheus-client's
-multiprocess mode, or each scrape would see one random process: set ``PROMETHEUS_MULTIPROC_DIR`` to a
-directory of the web role only (each process writes its values to files there, and a scrape adds up
-every process's files). gunicorn.conf.py empties it when gunicorn starts and drops a dead worker's
-gauges (``child_exit``). prometheus-client picks its mode when it is imported, so nothing imports it
-before the settings have read ``.env``.
+Processes. Under runserver the values live in the process (prometheus-client's default registry).
+Under gunicorn a scrape reaches one of several worker processes, so gunicorn.conf.py runs
+prometheus-client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` (or a temporary directory it makes)
+is where each process writes its values to files, and a scrape adds up every process's files.
+gunicorn.conf.py empties it when gunicorn starts and drops a dead worker's live gauges
+(``child_exit``). prometheus-client picks its mode when it is imported, so gunicorn's master imports
+it only in its hooks, after the settings have read ``.env``.
 
 Who may read ``/metrics``: nobody unless ``METRICS_ENABLED`` (on by default in ``shop.settings.local``
 and the tests, off in ``shop.settings.production`` unless set), and then only a client whose address

@@ -518,14 +518,6 @@ def test_gunicorn_takes_its_counts_and_port_from_the_environment(monkeypatch):
     assert gunicorn_variables() == {"PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS", "PROMETHEUS_MULTIPROC_DIR"}
 
 
-def test_web_keeps_its_processes_metrics_in_one_directory(compose):
-    """Compose runs several gunicorn processes: /metrics must add up all of them (multiprocess mode)."""
-    assert compose["services"]["web"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
-    for name, service in compose["services"].items():
-        if name != "web" and is_shop_image(service):
-            assert "PROMETHEUS_MULTIPROC_DIR" not in service.get("environment", {}), name
-
-
 def test_gunicorn_drains_the_order_pool_when_a_worker_exits(settings):
     from orders import worker_pool
 

@@ -2,6 +2,7 @@
 multiprocess mode."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,10 +160,11 @@ def pids_of(directory: Path, pattern: str) -> set[int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_gunicorn_processes_add_up_their_series_in_multiprocess_mode(tmp_path, user):
-    """gunicorn with two worker processes and PROMETHEUS_MULTIPROC_DIR: a scrape counts the orders
-    every process placed, also once the processes that placed them were killed (and replaced), and
-    the live gauges of a killed process stop counting (child_exit)."""
+@pytest.mark.parametrize("directory", ["given", "temporary"])
+def test_gunicorn_processes_add_up_their_series_in_multiprocess_mode(tmp_path, user, directory):
+    """gunicorn with two worker processes, in PROMETHEUS_MULTIPROC_DIR or a directory of its own: a
+    scrape counts the orders every process placed, also once the processes that placed them were
+    killed (and replaced), and the live gauges of a killed process stop counting (child_exit)."""
     from rest_framework.authtoken.models import Token
 
     from inventory.tests.factories import ProductFactory
@@ -170,9 +172,9 @@ def test_gunicorn_processes_add_up_their_series_in_multiprocess_mode(tmp_path, u
 
     mug = ProductFactory(on_hand=100)
     token = Token.objects.create(user=user).key
-    multiproc_dir = tmp_path / "prometheus"
-    multiproc_dir.mkdir()
-    (multiproc_dir / "counter_99999.db").write_bytes(b"left over from a previous run")
+    given_dir = tmp_path / "prometheus"
+    given_dir.mkdir()
+    (given_dir / "counter_99999.db").write_bytes(b"left over from a previous run")
     port = free_port("127.0.0.1")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PROMETHEUS_"))},
@@ -182,8 +184,8 @@ def test_gunicorn_processes_add_up_their_series_in_multiprocess_mode(tmp_path, u
         "PAYPAL_API_BASE": f"http://127.0.0.1:{free_port('127.0.0.1')}",
         "KAFKA_BOOTSTRAP_SERVERS": "",
         "WEB_CONCURRENCY": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
         "PYTHONUNBUFFERED": "1",
+        **({"PROMETHEUS_MULTIPROC_DIR": str(given_dir)} if directory == "given" else {}),
     }
     log_path = tmp_path / "gunicorn.log"
     url = f"http://127.0.0.1:{port}"
@@ -197,7 +199,13 @@ def test_gunicorn_processes_add_up_their_series_in_multiprocess_mode(tmp_path, u
         )
     try:
         wait_for_http(f"{url}/health/live", server, log_path)
-        assert not (multiproc_dir / "counter_99999.db").exists()  # emptied when gunicorn started
+        (used,) = re.findall(r"prometheus-client multiprocess mode in (\S+)", log_path.read_text())
+        multiproc_dir = Path(used)
+        if directory == "given":
+            assert multiproc_dir == given_dir
+            assert not (given_dir / "counter_99999.db").exists()  # emptied when gunicorn started
+        else:
+            assert multiproc_dir.name.startswith("shop-prometheus-")
 
         placed = 6
         for _ in range(placed):
@@ -235,3 +243,5 @@ def test_gunicorn_processes_add_up_their_series_in_multiprocess_mode(tmp_path, u
     finally:
         server.terminate()
         server.wait(60)
+    # A directory of its own is gone with gunicorn; a given one is left for the next start to empty.
+    assert multiproc_dir.exists() == (directory == "given")
