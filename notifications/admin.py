@@ -75,7 +75,7 @@ class EmailDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "type", "order", "created_at", "published_at", "attempts", "short_error")
     list_filter = ("type", ("published_at", admin.EmptyFieldListFilter))
-    search_fields = ("event_id", "order__id", "order__transaction_id")
+    search_fields = ("event_id", "order__id", "order__transaction_id", "=request_id")
     list_select_related = ("order",)
     ordering = ("-id",)
     readonly_fields = (
@@ -83,6 +83,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "type",
         "order",
         "key",
+        "request_id",
         "pretty_payload",
         "created_at",
         "published_at",

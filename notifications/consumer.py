@@ -17,6 +17,11 @@ error, and the consumer moves on. A dead letter has the original key and the val
      "value": <the original message, as text>}
 
 An unreachable mail server is not the message's fault: it is retried for as long as it takes.
+
+Each message is handled under the request id of its Kafka header ``request_id`` (the request that
+recorded the outcome, shop/logs.py), so its log lines, the delivery's included, carry that id; a dead
+letter keeps the header. The consumer's metrics (notifications/consumer_metrics.py) count each
+message's outcome, time the ones that sent an email and follow the lag of each partition it holds.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from notifications import kafka_client
+from notifications.consumer_metrics import CONSUMER_LAG, EMAIL_MESSAGES, EMAIL_SEND_SECONDS
 from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
-from notifications.events import order_outcome_parse
+from notifications.events import REQUEST_ID_HEADER, order_outcome_parse
 from notifications.services import email_send_order_outcome
 from shop.heartbeat import Heartbeat
+from shop.logs import request_id_bound, request_id_is_valid
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,20 @@ class ConsumerStats:
     skipped: int = 0
     dead_lettered: int = 0
     retries: int = 0
+
+
+# ConsumerStats field -> the outcome label of shop_email_messages_total
+_OUTCOME_LABELS = {
+    "sent": "sent",
+    "duplicates": "duplicate",
+    "skipped": "skipped",
+    "dead_lettered": "dead_lettered",
+}
+
+
+def _request_id(record) -> str | None:
+    value = kafka_client.record_header(record, REQUEST_ID_HEADER)
+    return value if request_id_is_valid(value) else None
 
 
 class _TryLater(Exception):
@@ -102,7 +123,9 @@ class EmailConsumer:
                 if self.heartbeat is not None:
                     self.heartbeat.beat()
                 records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
-                if self._track_assignment(consumer) or not kafka_client.consumer_is_stable(consumer):
+                reassigned = self._track_assignment(consumer)
+                self._measure_lag(consumer)
+                if reassigned or not kafka_client.consumer_is_stable(consumer):
                     last_activity = time.monotonic()  # joining or rebalancing is not being idle
                 handled = False
                 for partition, batch in records.items():
@@ -111,7 +134,8 @@ class EmailConsumer:
                         if self._backing_off(consumer, partition, record):
                             continue
                         handled = True
-                        self._handle(consumer, partition, record)
+                        with request_id_bound(_request_id(record)):
+                            self._handle(consumer, partition, record)
                 if records and not handled:
                     # Only partitions in backoff had data: wait a little rather than fetch it in a loop.
                     self.stop_event.wait(self._until_next_retry())
@@ -135,12 +159,32 @@ class EmailConsumer:
         if assignment == self.assignment:
             return False
         logger.info("email consumer partitions: %s", sorted(tp.partition for tp in assignment))
+        for revoked in self.assignment - assignment:
+            try:
+                CONSUMER_LAG.remove(revoked.topic, str(revoked.partition))
+            except KeyError:
+                pass  # never measured
         self.assignment = assignment
         for partition in list(self._retry_at):
             if partition not in assignment:  # its new owner starts again from the committed offset
                 self._retry_at.pop(partition, None)
                 self._failures.pop(partition, None)
         return True
+
+    def _measure_lag(self, consumer) -> None:
+        """The lag of each partition held: the high watermark of the last fetch response minus the
+        position (no ListOffsets request: see notifications/consumer_metrics.py)."""
+        for partition in self.assignment:
+            try:
+                highwater = consumer.highwater(partition)
+                if highwater is None:  # nothing fetched from it yet
+                    continue
+                position = consumer.position(partition, timeout_ms=0)
+            except kafka_client.KafkaError:
+                continue  # revoked meanwhile: the next turn sees the new assignment
+            if position is not None:
+                lag = CONSUMER_LAG.labels(partition.topic, str(partition.partition))
+                lag.set(max(highwater - position, 0))
 
     def _backing_off(self, consumer, partition, record) -> bool:
         """True when ``partition`` waits for its backoff: its record goes back, to be fetched again."""
@@ -178,6 +222,7 @@ class EmailConsumer:
             self._failures[partition] = self._failures.get(partition, 0) + 1
             delay = self._backoff(partition)
             self.stats.retries += 1
+            EMAIL_MESSAGES.labels(outcome="retried").inc()
             try:
                 consumer.seek(partition, record.offset)
                 self._retry_at[partition] = time.monotonic() + delay
@@ -193,6 +238,9 @@ class EmailConsumer:
         self._failures.pop(partition, None)
         self.stats.handled += 1
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        EMAIL_MESSAGES.labels(outcome=_OUTCOME_LABELS[outcome]).inc()
+        if outcome == "sent":
+            EMAIL_SEND_SECONDS.observe(time.monotonic() - started)
         self._log(record, outcome, event_id, error, started)
 
     def _process(self, record) -> tuple[str, str | None, BaseException | None]:
@@ -236,7 +284,13 @@ class EmailConsumer:
         }
         (failure,) = kafka_client.publish(
             topic=settings.KAFKA_EMAIL_DLQ_TOPIC,
-            messages=[(key, json.dumps(body, ensure_ascii=False).encode())],
+            messages=[
+                (
+                    key,
+                    json.dumps(body, ensure_ascii=False).encode(),
+                    {REQUEST_ID_HEADER: _request_id(record) or ""},
+                )
+            ],
         )
         if failure is not None:
             raise failure  # not dead-lettered: the message is tried again, nothing is lost

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from notifications import kafka_client
+from notifications.events import REQUEST_ID_HEADER
 from notifications.models import DeliveryStatus, EmailDelivery
 
 
@@ -32,6 +33,7 @@ class DeadLetter:
     value: str | None  # the original message, as text
     event_id: str | None = None  # of the original message, when it was an outcome event
     order_id: int | None = None
+    request_id: str | None = None  # the original message's header: a replay sends it again
 
 
 @dataclass
@@ -49,7 +51,17 @@ def _dead_letter(record) -> DeadLetter:
     except ValueError:
         body = None
     if not isinstance(body, dict):  # not one of ours: show it as it is
-        return DeadLetter(record.partition, record.offset, key, "unreadable", raw[:200], "", {}, None)
+        return DeadLetter(
+            record.partition,
+            record.offset,
+            key,
+            "unreadable",
+            raw[:200],
+            "",
+            {},
+            None,
+            request_id=kafka_client.record_header(record, REQUEST_ID_HEADER),
+        )
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     value = body.get("value") if isinstance(body.get("value"), str) else None
     event_id, order_id = None, None
@@ -72,6 +84,7 @@ def _dead_letter(record) -> DeadLetter:
         value=value,
         event_id=event_id,
         order_id=order_id,
+        request_id=kafka_client.record_header(record, REQUEST_ID_HEADER),
     )
 
 
@@ -112,7 +125,10 @@ def dlq_replay(
             result.reopened.append(letter.event_id)
     failures = kafka_client.publish(
         topic=settings.KAFKA_EMAIL_TOPIC,
-        messages=[(letter.key, letter.value.encode()) for letter in chosen.values()],
+        messages=[
+            (letter.key, letter.value.encode(), {REQUEST_ID_HEADER: letter.request_id or ""})
+            for letter in chosen.values()
+        ],
     )
     for letter, failure in zip(chosen.values(), failures, strict=True):
         if failure is not None:

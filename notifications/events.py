@@ -5,7 +5,9 @@
      user: {id, email, language},
      reason: {code, message} | null}
 
-Amounts are decimal strings ("25.00"), times ISO 8601 with their offset, the key is the order id.
+Amounts are decimal strings ("25.00"), times ISO 8601 with their offset, the key is the order id. The
+header ``request_id`` carries the id of the request (or Celery task) that recorded the outcome
+(shop/logs.py), when there was one.
 Lines have the same shape as in the orders API.
 """
 
@@ -23,6 +25,9 @@ from django.utils.translation import gettext_lazy as _
 from notifications.errors import InvalidMessage, OrderNotFinal, UnknownEventType
 from notifications.models import EventType
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
+
+# The Kafka header with the id of the request that recorded the outcome; dead letters keep it.
+REQUEST_ID_HEADER = "request_id"
 
 REFUNDED_TEXT = _(
     "A payment for this order reached us after the order had been closed; we refunded it in full. "

@@ -32,6 +32,7 @@ __all__ = [
     "producer_discard",
     "producer_get",
     "publish",
+    "record_header",
     "topic_read_all",
     "topics_ensure",
 ]
@@ -105,8 +106,21 @@ def _flush_timeout() -> float:
     return 2 * settings.KAFKA_PRODUCER_TIMEOUT_MS / 1000 + 1
 
 
-def publish(*, topic: str, messages: list[tuple[str, bytes]]) -> list[Exception | None]:
-    """Send ``(key, value)`` messages and wait until the broker acknowledged them.
+def _kafka_headers(headers: dict[str, str] | None) -> list[tuple[str, bytes]] | None:
+    return [(name, value.encode()) for name, value in headers.items() if value] if headers else None
+
+
+def record_header(record, name: str) -> str | None:
+    """The value of a consumed record's header ``name`` as text (None when it has none)."""
+    for key, value in record.headers or ():
+        if key == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def publish(*, topic: str, messages: list[tuple]) -> list[Exception | None]:
+    """Send ``(key, value)`` or ``(key, value, headers)`` messages and wait until the broker
+    acknowledged them; ``headers`` maps names to text (empty values are left out).
 
     Returns one entry per message: ``None`` when acknowledged, else the error. The sending stops at
     the first message that cannot even be handed to the producer (the broker is likely gone); the
@@ -115,9 +129,10 @@ def publish(*, topic: str, messages: list[tuple[str, bytes]]) -> list[Exception 
     producer = producer_get()
     futures, results = [], [None] * len(messages)
     failure: Exception | None = None
-    for index, (key, value) in enumerate(messages):
+    for index, (key, value, *extra) in enumerate(messages):
         try:
-            futures.append((index, producer.send(topic, key=key.encode(), value=value)))
+            headers = _kafka_headers(extra[0] if extra else None)
+            futures.append((index, producer.send(topic, key=key.encode(), value=value, headers=headers)))
         except KafkaError as error:
             failure = error
             for rest in range(index, len(messages)):

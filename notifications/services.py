@@ -32,7 +32,7 @@ from notifications.errors import (
     OrderNotFinal,
     UnknownOrder,
 )
-from notifications.events import OrderOutcomeEvent, event_type_for, order_outcome_message
+from notifications.events import REQUEST_ID_HEADER, OrderOutcomeEvent, event_type_for, order_outcome_message
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
 from notifications.relay import relay
 from notifications.selectors import (
@@ -43,6 +43,7 @@ from notifications.selectors import (
 )
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderLine
+from shop.logs import request_id_get
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def outbox_record_order_outcomes(*, orders: list[Order]) -> list[OutboxEvent]:
     )
     refunded = orders_payment_refunded(order_ids=order_ids)
     now = timezone.now()
+    request_id = request_id_get() or ""  # the request's, the Celery task's, or none
     events = []
     for order, event_type in zip(orders, types, strict=True):
         event_id = uuid.uuid4()
@@ -101,7 +103,14 @@ def outbox_record_order_outcomes(*, orders: list[Order]) -> list[OutboxEvent]:
             email=emails_by_user.get(order.user_id, ""),
         )
         events.append(
-            OutboxEvent(event_id=event_id, type=event_type, order=order, key=str(order.pk), payload=payload)
+            OutboxEvent(
+                event_id=event_id,
+                type=event_type,
+                order=order,
+                key=str(order.pk),
+                payload=payload,
+                request_id=request_id,
+            )
         )
     OutboxEvent.objects.bulk_create(events)
     _relay_after_commit()
@@ -144,11 +153,24 @@ def _outbox_publish_batch(*, batch_size: int) -> tuple[int, bool]:
     results = kafka_client.publish(
         topic=settings.KAFKA_EMAIL_TOPIC,
         messages=[
-            (row.key, json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode())
+            (
+                row.key,
+                json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode(),
+                {REQUEST_ID_HEADER: row.request_id},
+            )
             for row in rows
         ],
     )
     acknowledged = [row.pk for row, error in zip(rows, results, strict=True) if error is None]
+    for row, error in zip(rows, results, strict=True):
+        if error is None:  # one line per event, under the id of the request that recorded it
+            logger.info(
+                "outbox: published event %s (%s, order %s)",
+                row.event_id,
+                row.type,
+                row.order_id,
+                extra={"request_id": row.request_id or None},
+            )
     OutboxEvent.objects.filter(pk__in=acknowledged).update(
         published_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
     )
@@ -173,6 +195,7 @@ def _outbox_requeue(*, event_id: uuid.UUID, order: Order) -> OutboxEvent:
             type=event_type_for(order),
             order=order,
             key=str(order.pk),
+            request_id=request_id_get() or "",
             payload=order_outcome_message(
                 order=order,
                 event_id=event_id,

@@ -38,6 +38,7 @@ from orders.errors import (
     UnknownProducts,
 )
 from orders.lock_objects import order_lock, orders_lock_expired, shopper_lock
+from orders.metrics import FAILED, PLACED, SUCCEEDED, orders_count_on_commit
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
 from payments.models import Payment, PaymentStatus
 
@@ -193,6 +194,7 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
     Payment.objects.create(
         order=order, transaction_id=order.transaction_id, amount=total, currency=currency, provider="paypal"
     )
+    orders_count_on_commit(outcome=PLACED)
     return order
 
 
@@ -306,6 +308,7 @@ def order_complete(
     _payment_audit(payment, provider_response)
     payment.save(update_fields=["status", "capture_id", "provider_responses", "updated_at"])
     outbox_record_order_outcome(order=order)
+    orders_count_on_commit(outcome=SUCCEEDED)
     return CompletionResult.COMPLETED
 
 
@@ -329,6 +332,7 @@ def _fail_locked(
     _payment_audit(payment, provider_response)
     payment.save(update_fields=["status", "needs_reconciliation", "provider_responses", "updated_at"])
     outbox_record_order_outcome(order=order)
+    orders_count_on_commit(outcome=FAILED, reason=order.failure_reason)
     return order
 
 
@@ -399,6 +403,7 @@ def _orders_expire(orders: list[Order], *, now: datetime) -> None:
         order.failure_reason = FailureReason.RESERVATION_EXPIRED
         order.completed_at = now
     outbox_record_order_outcomes(orders=orders)
+    orders_count_on_commit(outcome=FAILED, reason=FailureReason.RESERVATION_EXPIRED, count=len(orders))
 
 
 @dataclass

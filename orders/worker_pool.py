@@ -6,11 +6,16 @@ pool bounds how many placements compete for stock locks at a time. Each job runs
 transaction (the service's); an exception rolls it back and travels to the waiting request. Worker
 threads treat their database connection as Django treats a request's: closed after a job unless
 CONN_MAX_AGE keeps it, closed after an error, and closed when the pool shuts down.
+
+A job runs under the request id of the request that submitted it (shop/logs.py), so the worker's
+log lines name the request. ``run_in_pool`` feeds the series of orders/metrics.py: the placement's
+time in the pool by outcome, the queue's depth and the 503 ``busy`` answers.
 """
 
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -18,7 +23,9 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from orders.errors import Busy, OrderError, PlacementFailed
+from orders.metrics import BUSY_ANSWERS, PLACED, PLACEMENT_SECONDS, POOL_QUEUE_DEPTH
 from shop.errors import ShopError
+from shop.logs import request_id_bound, request_id_get
 
 logger = logging.getLogger(__name__)
 
@@ -42,41 +49,63 @@ class WorkerPool:
     def submit(self, fn, /, *args, **kwargs) -> Future:
         """Queue ``fn(*args, **kwargs)``; raises ``Busy`` at once when the queue is full."""
         future: Future = Future()
+        # The request id travels with the job (not the whole context: the request thread's database
+        # connection must stay in that thread).
+        job = (future, fn, args, kwargs, request_id_get(), time.monotonic())
+        POOL_QUEUE_DEPTH.inc()  # before the put: a worker may take the job at once
         try:
-            self._queue.put_nowait((future, fn, args, kwargs))
+            self._queue.put_nowait(job)
         except queue.Full:
+            POOL_QUEUE_DEPTH.dec()
             raise Busy() from None
         return future
 
     def shutdown(self, timeout: float = 10.0) -> None:
         for _ in self._threads:
-            self._queue.put((None, _STOP, (), {}))
+            self._queue.put((None, _STOP, (), {}, None, 0.0))
         for thread in self._threads:
             thread.join(timeout)
 
     def _work(self) -> None:
         try:
             while True:
-                future, fn, args, kwargs = self._queue.get()
+                future, fn, args, kwargs, request_id, queued_at = self._queue.get()
                 if fn is _STOP:
                     return
-                try:
-                    # As Django does around a request: a connection that is broken or past
-                    # CONN_MAX_AGE is closed, before and after the job. With CONN_MAX_AGE > 0
-                    # (production) each worker keeps one connection, so the pool holds at most
-                    # ORDER_WORKERS of them; with 0 it closes after every job.
-                    close_old_connections()
-                    if future.set_running_or_notify_cancel():
-                        future.set_result(fn(*args, **kwargs))
-                except BaseException as error:
-                    future.set_exception(error)
-                    # The connection may be in any state after an error: the next job starts afresh.
-                    connections.close_all()
-                finally:
-                    close_old_connections()
-                    self._queue.task_done()
+                POOL_QUEUE_DEPTH.dec()
+                with request_id_bound(request_id):
+                    self._run(future, fn, args, kwargs, queued_at)
         finally:
             connections.close_all()
+
+    def _run(self, future: Future, fn, args, kwargs, queued_at: float) -> None:
+        started = time.monotonic()
+        outcome = "cancelled"
+        try:
+            # As Django does around a request: a connection that is broken or past
+            # CONN_MAX_AGE is closed, before and after the job. With CONN_MAX_AGE > 0
+            # (production) each worker keeps one connection, so the pool holds at most
+            # ORDER_WORKERS of them; with 0 it closes after every job.
+            close_old_connections()
+            if future.set_running_or_notify_cancel():
+                result = fn(*args, **kwargs)
+                outcome = f"order {result.pk}" if hasattr(result, "pk") else "done"
+                future.set_result(result)
+        except BaseException as error:
+            outcome = getattr(error, "code", type(error).__name__)
+            future.set_exception(error)
+            # The connection may be in any state after an error: the next job starts afresh.
+            connections.close_all()
+        finally:
+            close_old_connections()
+            self._queue.task_done()
+            logger.info(
+                "%s: %s (waited %.3f s, ran %.3f s)",
+                getattr(fn, "__name__", "job"),
+                outcome,
+                started - queued_at,
+                time.monotonic() - started,
+            )
 
 
 _pool: WorkerPool | None = None
@@ -108,16 +137,24 @@ def pool_shutdown(timeout: float = 10.0) -> None:
 def run_in_pool(fn, /, *args, **kwargs):
     """Run ``fn`` on the pool and return its result; domain errors pass through unchanged, any other
     error becomes ``PlacementFailed`` (its transaction was rolled back)."""
-    future = get_pool().submit(fn, *args, **kwargs)
+    started, outcome = time.monotonic(), PLACED
     try:
-        return future.result(timeout=settings.ORDER_PLACEMENT_TIMEOUT_SECONDS)
-    except FutureTimeout:
-        # Still queued or still running: its own transaction decides; the caller may retry with
-        # the same Idempotency-Key and will get that order if it was placed.
-        future.cancel()
-        raise Busy() from None
-    except (ShopError, OrderError):
+        future = get_pool().submit(fn, *args, **kwargs)
+        try:
+            return future.result(timeout=settings.ORDER_PLACEMENT_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            # Still queued or still running: its own transaction decides; the caller may retry with
+            # the same Idempotency-Key and will get that order if it was placed.
+            future.cancel()
+            raise Busy() from None
+    except (ShopError, OrderError) as error:
+        outcome = error.code
+        if isinstance(error, Busy):
+            BUSY_ANSWERS.inc()
         raise
     except Exception as error:
+        outcome = PlacementFailed.code
         logger.exception("order placement failed in a worker")
         raise PlacementFailed() from error
+    finally:
+        PLACEMENT_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)

@@ -1,7 +1,8 @@
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
+from shop import logs
 from shop.heartbeat import Heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
@@ -9,6 +10,45 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
 app = Celery("shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# A task runs under the request id of the request (or task) that queued it, else its own task id, so
+# that its log lines and the outbox events it records can be found by that id (shop/logs.py).
+REQUEST_ID_TASK_HEADER = "request_id"
+
+
+@signals.before_task_publish.connect
+def _send_request_id(headers=None, **kwargs):
+    request_id = logs.request_id_get()
+    if request_id and headers is not None:
+        headers.setdefault(REQUEST_ID_TASK_HEADER, request_id)
+
+
+@signals.task_prerun.connect
+def _bind_request_id(task=None, task_id=None, **kwargs):
+    passed = task.request.get(REQUEST_ID_TASK_HEADER) if task is not None else None
+    task.request.request_id_token = logs.request_id_set(
+        passed if logs.request_id_is_valid(passed) else task_id
+    )
+
+
+@signals.task_postrun.connect
+def _unbind_request_id(task=None, **kwargs):
+    token = getattr(task.request, "request_id_token", None) if task is not None else None
+    if token is not None:
+        task.request.request_id_token = None
+        logs.request_id_reset(token)
+
+
+@signals.setup_logging.connect
+def _use_django_logging(**kwargs):
+    """Celery's worker and beat log through Django's LOGGING (LOG_FORMAT, the request id) instead of
+    configuring logging their own way (a receiver of this signal stops Celery from doing so)."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
 
 HEARTBEAT_SECONDS = 5.0
 

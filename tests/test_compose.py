@@ -86,7 +86,8 @@ def settings_variables(modules=("base", "local", "production", "test")) -> set[s
 
 
 def gunicorn_variables() -> set[str]:
-    """The environment variables gunicorn.conf.py reads itself (PORT, WEB_CONCURRENCY, GUNICORN_THREADS)."""
+    """The environment variables gunicorn.conf.py reads itself (PORT, WEB_CONCURRENCY, GUNICORN_THREADS,
+    PROMETHEUS_MULTIPROC_DIR)."""
     return set(OS_ENV_READ.findall(GUNICORN_CONFIG.read_text()))
 
 
@@ -514,7 +515,7 @@ def test_gunicorn_takes_its_counts_and_port_from_the_environment(monkeypatch):
     monkeypatch.setenv("PORT", "9123")
     config = gunicorn_config(["--config", "gunicorn.conf.py"])
     assert (config.workers, config.threads, config.bind) == (5, 12, ["0.0.0.0:9123"])
-    assert gunicorn_variables() == {"PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"}
+    assert gunicorn_variables() == {"PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS", "PROMETHEUS_MULTIPROC_DIR"}
 
 
 def test_gunicorn_drains_the_order_pool_when_a_worker_exits(settings):

@@ -141,9 +141,10 @@ def test_database_url() -> str:
 
 class ConsumerProcess:
     """``manage.py run_email_consumer`` as an operator runs it, on this test's database, topics and
-    SMTP server (passed through the environment). Its log lines are collected as they come."""
+    SMTP server (passed through the environment, with ``env`` on top). Its log lines are collected as
+    they come."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "shop.settings.base",
@@ -160,6 +161,7 @@ class ConsumerProcess:
             "EMAIL_RETRY_BACKOFF_MAX_SECONDS": str(settings.EMAIL_RETRY_BACKOFF_MAX_SECONDS),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         self.lines: list[str] = []
         self._changed = threading.Condition()

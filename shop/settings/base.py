@@ -8,7 +8,7 @@ from pathlib import Path
 
 import environ
 
-from shop import heartbeat
+from shop import heartbeat, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -45,8 +45,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: probes get the process's health, never a redirect, a 400 for the host name or a session.
+    # First: every request gets its id (X-Request-ID) before anything logs about it (shop/logs.py).
+    "shop.logs.RequestIdMiddleware",
+    # Then probes get the process's health, never a redirect, a 400 for the host name or a session.
     "shop.health.HealthCheckMiddleware",
+    # GET /metrics for the addresses allowed to read it, before the host check too (shop/metrics.py).
+    "shop.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -267,11 +271,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # (shop/heartbeat.py); ``python -m shop.probe heartbeat ROLE`` checks them.
 HEARTBEAT_DIR = env("HEARTBEAT_DIR", default=heartbeat.DEFAULT_DIR)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"kafka": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
-}
+# GET /metrics (Prometheus): whether it is served at all, and to which client addresses (CIDRs). Off
+# in production unless set (shop.settings.production). A request that came through a proxy is refused.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_ALLOWED_IPS = env.list(
+    "METRICS_ALLOWED_IPS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+
+# text: "time level logger [request id] message"; json: one JSON object per line (shop/logs.py).
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+LOGGING = logs.logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))

@@ -76,6 +76,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # 503 "busy" answer reachable and the connections per process bounded.
 ORDER_QUEUE_SIZE = env.int("ORDER_QUEUE_SIZE", default=10)
 
+# /metrics answers only when asked for (and then to METRICS_ALLOWED_IPS only).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
