@@ -30,6 +30,7 @@ browser:
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 check-django:
 	DJANGO_SETTINGS_MODULE=shop.settings.test $(BIN)/python manage.py check

@@ -19,7 +19,7 @@ Settings come from the environment, through the Django settings where the shop h
 
 Logs: gunicorn's own lines go through the shop's LOGGING (LOG_FORMAT, text or JSON); an access line
 ends with the request's X-Request-ID. Metrics: the worker processes always share their Prometheus
-values through files in one directory (prometheus-client's multiprocess mode, shop/metrics.py), so a
+values through files in one directory (prometheus-client's multiprocess mode, core/metrics.py), so a
 scrape of /metrics, whichever process answers it, adds up all of them, and a worker that was replaced
 (killed, restarted) takes none of its counts away. The directory is emptied when gunicorn starts, and
 a worker that exits stops counting in the live gauges (``child_exit``).
@@ -38,9 +38,9 @@ import tempfile
 
 from django.conf import settings
 
-# Not shop.metrics here: prometheus-client must be imported after the settings read .env, where
+# Not core.metrics here: prometheus-client must be imported after the settings read .env, where
 # PROMETHEUS_MULTIPROC_DIR may be set (it picks its mode when it is imported).
-from shop import logs
+from core import logs
 
 # Read on first use of ``settings`` below; the same default as shop/wsgi.py.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
@@ -64,7 +64,7 @@ keepalive = 5
 
 accesslog = "-"
 errorlog = "-"
-# gunicorn's default format, then the request id the shop answered with (shop/logs.py).
+# gunicorn's default format, then the request id the shop answered with (core/logs.py).
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s'
 logconfig_dict = logs.gunicorn_logging_config(settings.LOGGING)
 # gunicorn's control socket lives under $HOME by default, shared by every gunicorn of the user (and
@@ -79,7 +79,7 @@ def on_starting(server):
     if not multiproc_dir:
         multiproc_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="shop-prometheus-")
         server.shop_temporary_metrics_dir = multiproc_dir
-    from shop.metrics import multiprocess_dir_prepare
+    from core.metrics import multiprocess_dir_prepare
 
     multiprocess_dir_prepare(multiproc_dir)
     server.log.info("metrics: prometheus-client multiprocess mode in %s", multiproc_dir)
@@ -110,7 +110,7 @@ def worker_exit(server, worker):
 def child_exit(server, worker):
     # In the master, once a worker process is gone (however it ended).
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from shop.metrics import multiprocess_process_dead
+        from core.metrics import multiprocess_process_dead
 
         multiprocess_process_dead(worker.pid)
 

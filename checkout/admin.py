@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from checkout.models import StockAudit
-from shop.admin_mixins import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin
 
 
 @admin.register(StockAudit)

@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import ReadOnlyAdminMixin
 from inventory.errors import InventoryError, StockChangedMeanwhile
 from inventory.models import Product, ReservedStock, Stock, StockMovement
 from inventory.services import (
@@ -32,7 +33,6 @@ from inventory.services import (
     stock_threshold_set,
     stock_write_off,
 )
-from shop.admin_mixins import ReadOnlyAdminMixin
 
 RECENT_MOVEMENTS = 10
 MAX_UNITS = 1_000_000

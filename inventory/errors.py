@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from shop.errors import ShopError
+from core.errors import ShopError
 
 
 class InventoryError(ShopError):

@@ -11,9 +11,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import ActionRow, ReadOnlyAdminMixin, RowOutcome, done, run_on_each
 from notifications.models import EmailDelivery, OutboxEvent
 from notifications.services import email_delivery_resend, outbox_event_resend
-from shop.admin_mixins import ActionRow, ReadOnlyAdminMixin, RowOutcome, done, run_on_each
 
 __all__ = ["EmailDeliveryAdmin", "EmailDeliveryInline", "OutboxEventAdmin"]
 

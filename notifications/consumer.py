@@ -19,7 +19,7 @@ error, and the consumer moves on. A dead letter has the original key and the val
 An unreachable mail server is not the message's fault: it is retried for as long as it takes.
 
 Each message is handled under the request id of its Kafka header ``request_id`` (the request that
-recorded the outcome, shop/logs.py), so its log lines, the delivery's included, carry that id; a dead
+recorded the outcome, core/logs.py), so its log lines, the delivery's included, carry that id; a dead
 letter keeps the header. The consumer's metrics (notifications/consumer_metrics.py) count each
 message's outcome, time the ones that sent an email and follow the lag of each partition it holds.
 """
@@ -36,13 +36,13 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from core.heartbeat import Heartbeat
+from core.logs import request_id_bound, request_id_is_valid
 from notifications import kafka_client
 from notifications.consumer_metrics import CONSUMER_LAG, EMAIL_MESSAGES, EMAIL_SEND_SECONDS
 from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
 from notifications.events import REQUEST_ID_HEADER, order_outcome_parse
 from notifications.services import email_send_order_outcome
-from shop.heartbeat import Heartbeat
-from shop.logs import request_id_bound, request_id_is_valid
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Errors of the notifications app, each with a stable ``code``."""
 
-from shop.errors import ShopError
+from core.errors import ShopError
 
 
 class NotificationError(ShopError):

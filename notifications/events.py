@@ -7,7 +7,7 @@
 
 Amounts are decimal strings ("25.00"), times ISO 8601 with their offset, the key is the order id. The
 header ``request_id`` carries the id of the request (or Celery task) that recorded the outcome
-(shop/logs.py), when there was one.
+(core/logs.py), when there was one.
 Lines have the same shape as in the orders API.
 """
 

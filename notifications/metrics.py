@@ -1,4 +1,4 @@
-"""The outbox's Prometheus series, added to the web role's ``/metrics`` (shop/metrics.py) at each scrape.
+"""The outbox's Prometheus series, added to the web role's ``/metrics`` (core/metrics.py) at each scrape.
 
 The backlog and the age of its oldest unpublished event are read from the database (one query on the
 partial index of unpublished rows), so they are right whichever process wrote or published the rows.

@@ -29,7 +29,7 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(_("published at"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("publish attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
-    # The id of the request (or Celery task) that recorded the outcome (shop/logs.py): sent with the
+    # The id of the request (or Celery task) that recorded the outcome (core/logs.py): sent with the
     # message as the Kafka header ``request_id``, so the consumer's lines carry it too.
     request_id = models.CharField(_("request id"), max_length=128, blank=True, default="")
 

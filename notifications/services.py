@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from core.logs import request_id_get
 from notifications import emails, kafka_client
 from notifications.errors import (
     DeliveryNotFound,
@@ -43,7 +44,6 @@ from notifications.selectors import (
 )
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderLine
-from shop.logs import request_id_get
 
 logger = logging.getLogger(__name__)
 

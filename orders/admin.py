@@ -20,6 +20,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from core.admin import (
+    ActionRow,
+    ReadOnlyAdminMixin,
+    confirm_then_run_on_each,
+    done,
+    run_on_each,
+    skipped,
+)
 from inventory.models import ReservedStock
 from notifications.admin import EmailDeliveryInline
 from notifications.emails import order_outcome_preview
@@ -29,14 +37,6 @@ from orders.models import Order, OrderLine, OrderStatus
 from orders.services import order_cancel_by_staff
 from payments.admin import refund_order_payment
 from payments.models import Payment, PaymentStatus
-from shop.admin_mixins import (
-    ActionRow,
-    ReadOnlyAdminMixin,
-    confirm_then_run_on_each,
-    done,
-    run_on_each,
-    skipped,
-)
 
 
 class ReadOnlyInlineMixin(ReadOnlyAdminMixin):

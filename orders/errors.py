@@ -1,4 +1,4 @@
-from shop.errors import ShopError
+from core.errors import ShopError
 
 
 class OrderError(ShopError):

@@ -1,4 +1,4 @@
-"""The checkout's Prometheus series, served by the web role's ``/metrics`` (shop/metrics.py).
+"""The checkout's Prometheus series, served by the web role's ``/metrics`` (core/metrics.py).
 
 Each process counts what happens in it. An order's final outcome is counted by the process that
 decided it, once its transaction committed: web for captures, cancels, webhooks and the holds a
@@ -9,8 +9,8 @@ placement releases; the celery worker for the beat's expiry sweep, which serves 
 from django.db import transaction
 from prometheus_client import Counter, Gauge, Histogram
 
+from core.metrics import multiprocess_dir_ensure
 from orders.models import FailureReason
-from shop.metrics import multiprocess_dir_ensure
 
 multiprocess_dir_ensure()
 

@@ -13,12 +13,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import ShopError
 from orders.errors import OrderNotFound
 from orders.models import FailureReason, Order, OrderStatus
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel as cancel_order
 from payments.models import PaymentStatus
-from shop.errors import ShopError
 
 # How often a pending order's page refreshes itself (the no-JavaScript fallback, and the JS poll).
 REFRESH_SECONDS = 5

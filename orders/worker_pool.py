@@ -7,7 +7,7 @@ transaction (the service's); an exception rolls it back and travels to the waiti
 threads treat their database connection as Django treats a request's: closed after a job unless
 CONN_MAX_AGE keeps it, closed after an error, and closed when the pool shuts down.
 
-A job runs under the request id of the request that submitted it (shop/logs.py), so the worker's
+A job runs under the request id of the request that submitted it (core/logs.py), so the worker's
 log lines name the request. ``run_in_pool`` feeds the series of orders/metrics.py: the placement's
 time in the pool by outcome, the queue's depth and the 503 ``busy`` answers.
 """
@@ -22,10 +22,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from core.errors import ShopError
+from core.logs import request_id_bound, request_id_get
 from orders.errors import Busy, OrderError, PlacementFailed
 from orders.metrics import BUSY_ANSWERS, PLACED, PLACEMENT_SECONDS, POOL_QUEUE_DEPTH
-from shop.errors import ShopError
-from shop.logs import request_id_bound, request_id_get
 
 logger = logging.getLogger(__name__)
 

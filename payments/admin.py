@@ -9,9 +9,7 @@ from django.contrib import admin
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from payments.models import Payment, PaymentStatus, WebhookEvent
-from payments.services import payment_refund
-from shop.admin_mixins import (
+from core.admin import (
     ActionRow,
     ReadOnlyAdminMixin,
     RowOutcome,
@@ -19,6 +17,8 @@ from shop.admin_mixins import (
     done,
     skipped,
 )
+from payments.models import Payment, PaymentStatus, WebhookEvent
+from payments.services import payment_refund
 
 
 def refund_order_payment(order_id: int) -> RowOutcome:

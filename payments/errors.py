@@ -12,7 +12,7 @@ payer still has to act) leaves the order PENDING for a later try, and no later t
 ``reserved_until + PAYPAL_SETTLE_GRACE_SECONDS`` the order is failed whatever PayPal answers.
 """
 
-from shop.errors import ShopError
+from core.errors import ShopError
 
 
 class PaymentError(ShopError):

@@ -37,6 +37,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from core.parsers import json_parse
 from notifications.services import outbox_record_order_outcome
 from orders.errors import OutOfStock
 from orders.lock_objects import order_lock
@@ -59,7 +60,6 @@ from payments.errors import (
     WebhookRejected,
 )
 from payments.models import Payment, PaymentStatus, WebhookEvent
-from shop.parsers import json_parse
 
 logger = logging.getLogger(__name__)
 

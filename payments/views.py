@@ -14,12 +14,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import InvalidJSON
+from core.parsers import has_control_characters
 from orders.models import FailureReason, Order, OrderStatus
 from payments.errors import PaymentError, PaymentGatewayError, PaymentNotApproved, WebhookRejected
 from payments.models import Payment, PaymentStatus
 from payments.services import payment_cancel, payment_capture, payment_handle_webhook
-from shop.errors import InvalidJSON
-from shop.parsers import has_control_characters
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ attempt is not even checked, so guessing passwords costs the guesser time, not t
 from django.contrib.auth import views as auth_views
 from django.utils.translation import gettext as _
 
-from shop.throttling import page_limited, page_used_up
+from core.throttling import page_limited, page_used_up
 
 LIMITED = 429
 

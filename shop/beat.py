@@ -1,5 +1,5 @@
 """celery beat's scheduler for the shop: django-celery-beat's schedule in the database, plus a liveness
-file (shop/heartbeat.py) touched on every tick of beat's loop (at least every 5 s).
+file (core/heartbeat.py) touched on every tick of beat's loop (at least every 5 s).
 
     celery -A shop beat --scheduler shop.beat:HeartbeatScheduler
 """
@@ -7,7 +7,7 @@ file (shop/heartbeat.py) touched on every tick of beat's loop (at least every 5 
 from django.conf import settings
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from shop.heartbeat import Heartbeat
+from core.heartbeat import Heartbeat
 
 
 class HeartbeatScheduler(DatabaseScheduler):

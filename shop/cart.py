@@ -18,8 +18,8 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from core.errors import ShopError
 from inventory.models import Product
-from shop.errors import ShopError
 
 CART_SESSION_KEY = "cart"
 TOKEN_SESSION_KEY = "checkout_token"  # noqa: S105 - a session key, not a secret

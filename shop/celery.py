@@ -2,8 +2,8 @@ import os
 
 from celery import Celery, bootsteps, signals
 
-from shop import logs
-from shop.heartbeat import Heartbeat
+from core import logs
+from core.heartbeat import Heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings.local")
 
@@ -12,7 +12,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # A task runs under the request id of the request (or task) that queued it, else its own task id, so
-# that its log lines and the outbox events it records can be found by that id (shop/logs.py).
+# that its log lines and the outbox events it records can be found by that id (core/logs.py).
 REQUEST_ID_TASK_HEADER = "request_id"
 
 
@@ -54,7 +54,7 @@ HEARTBEAT_SECONDS = 5.0
 
 
 class WorkerHeartbeat(bootsteps.StartStopStep):
-    """The worker's liveness file (shop/heartbeat.py), touched from the worker's own timer: it goes
+    """The worker's liveness file (core/heartbeat.py), touched from the worker's own timer: it goes
     stale when the worker's main loop stops turning, not only when the process is gone."""
 
     requires = {"celery.worker.components:Timer"}

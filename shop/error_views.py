@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
-from shop.errors import RequestTooLarge
+from core.errors import RequestTooLarge
 
 JSON_PATH_PREFIXES = ("/api/", "/payments/paypal/webhook/")
 

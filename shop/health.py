@@ -14,7 +14,7 @@ HTTPS redirect, sessions and language, so that a probe over plain HTTP to the co
 gets the health of the process and not a redirect or a 400.
 
 The celery worker, beat and the email consumer serve no HTTP: their liveness is a heartbeat file
-(shop/heartbeat.py, checked by ``python -m shop.probe``).
+(core/heartbeat.py, checked by ``python -m shop.probe``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Liveness probes for containers (Dockerfile HEALTHCHECK, docker-compose.yml, Kubernetes exec probes).
 
     python -m shop.probe http [/health/live]            # web: 200 from http://127.0.0.1:$PORT/health/live
-    python -m shop.probe heartbeat ROLE [--max-age 60]  # worker, beat, email-consumer (shop/heartbeat.py)
+    python -m shop.probe heartbeat ROLE [--max-age 60]  # worker, beat, email-consumer (core/heartbeat.py)
 
 Exit 0 when healthy, 1 otherwise, with one line saying why. Nothing here sets Django up: a probe
 costs well under a second of one core.
@@ -15,7 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from shop.heartbeat import ROLES, heartbeat_age, heartbeat_path
+from core.heartbeat import ROLES, heartbeat_age, heartbeat_path
 
 
 def probe_http(target: str, *, timeout: float) -> tuple[bool, str]:

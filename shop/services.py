@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from shop.errors import PasswordRejected, UsernameTaken
+from core.errors import PasswordRejected, UsernameTaken
 
 
 def user_register(*, username: str, email: str, password: str):

@@ -16,16 +16,16 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import ShopError
+from core.throttling import page_limited
 from inventory.models import Product
 from inventory.selectors import product_get_active, product_list_active
 from orders.models import Order, OrderStatus
 from orders.selectors import order_get_for_idempotency_key
 from payments.services import checkout_place, payment_start
 from shop.cart import Cart, CartError, NotEnoughStock
-from shop.errors import ShopError
 from shop.forms import AddToCartForm, CartQuantityForm, SignupForm
 from shop.services import user_register
-from shop.throttling import page_limited
 
 CATALOG_PAGE_SIZE = 24
 

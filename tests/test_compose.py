@@ -260,7 +260,7 @@ def gunicorn_problems(args: list[str]) -> list[str]:
 
 
 def heartbeat_written_by(argv: list[str]) -> str | None:
-    """Which heartbeat file (shop/heartbeat.py) the process started by ``argv`` keeps fresh, if any."""
+    """Which heartbeat file (core/heartbeat.py) the process started by ``argv`` keeps fresh, if any."""
     program, *args = argv
     if Path(program).name.startswith("python") and args[:2] == ["manage.py", "run_email_consumer"]:
         return "email-consumer"

@@ -9,12 +9,12 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from core.logs import REQUEST_ID_HEADER, request_id_bound
 from inventory.tests.factories import ProductFactory
 from notifications.dlq import dlq_list, dlq_replay
 from notifications.models import OutboxEvent
 from notifications.tests.factories import final_order
 from notifications.tests.helpers import ConsumerProcess, publish_all, read_topic, record_outcomes, wait_until
-from shop.logs import REQUEST_ID_HEADER, request_id_bound
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

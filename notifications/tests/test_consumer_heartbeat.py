@@ -1,12 +1,12 @@
-"""The email consumer's liveness file (shop/heartbeat.py): fresh while its loop turns, gone once it stops."""
+"""The email consumer's liveness file (core/heartbeat.py): fresh while its loop turns, gone once it stops."""
 
 import os
 import time
 
 import pytest
 
+from core.heartbeat import Heartbeat, heartbeat_age
 from notifications.tests.helpers import ConsumerThread, wait_until
-from shop.heartbeat import Heartbeat, heartbeat_age
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

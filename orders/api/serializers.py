@@ -1,7 +1,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from shop.api import InputSerializer
+from core.api import InputSerializer
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -3,15 +3,15 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.pagination import PAGE_INVALID, PAGE_NOT_FOUND, PAGE_PARAMETERS, paginate
+from core.parsers import has_control_characters
+from core.schema import OutOfStockErrorSerializer, error_response
+from core.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 from orders.api.serializers import OrderCreateInputSerializer, OrderOutputSerializer
 from orders.errors import InvalidOrder
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel
 from payments.services import checkout_place
-from shop.pagination import PAGE_INVALID, PAGE_NOT_FOUND, PAGE_PARAMETERS, paginate
-from shop.parsers import has_control_characters
-from shop.schema import OutOfStockErrorSerializer, error_response
-from shop.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",

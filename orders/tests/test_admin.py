@@ -151,7 +151,7 @@ def test_refund_action_asks_first_then_refunds_captured_payments_only(staff_clie
 
 
 def test_refund_action_reports_service_errors(staff_client, orders, monkeypatch):
-    from shop.errors import ShopError
+    from core.errors import ShopError
 
     def payment_refund(*, order_id):
         raise ShopError("PayPal said no.")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.api import exception_handler
 from payments.errors import (
     PaymentDeclined,
     PaymentGatewayError,
@@ -9,7 +10,6 @@ from payments.errors import (
     PaymentNotRefundable,
     WebhookRejected,
 )
-from shop.api import exception_handler
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import environ
 
-from shop import heartbeat, logs
+from core import heartbeat, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "core",
     "shop",
     "inventory",
     "orders",
@@ -45,12 +46,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: every request gets its id (X-Request-ID) before anything logs about it (shop/logs.py).
-    "shop.logs.RequestIdMiddleware",
+    # First: every request gets its id (X-Request-ID) before anything logs about it (core/logs.py).
+    "core.logs.RequestIdMiddleware",
     # Then probes get the process's health, never a redirect, a 400 for the host name or a session.
     "shop.health.HealthCheckMiddleware",
-    # GET /metrics for the addresses allowed to read it, before the host check too (shop/metrics.py).
-    "shop.metrics.MetricsMiddleware",
+    # GET /metrics for the addresses allowed to read it, before the host check too (core/metrics.py).
+    "shop.web_metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,13 +138,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON in, JSON out: one parser for every body (shop.parsers: depth, encoding and size limits).
-    "DEFAULT_PARSER_CLASSES": ["shop.parsers.JSONParser"],
+    # JSON in, JSON out: one parser for every body (core.parsers: depth, encoding and size limits).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "shop.schema.ShopAutoSchema",
-    "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ShopAutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
-    "DEFAULT_THROTTLE_CLASSES": ["shop.throttling.AnonThrottle", "shop.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.AnonThrottle", "core.throttling.UserThrottle"],
     # How many proxies in front of the shop append to X-Forwarded-For; 0: the client is REMOTE_ADDR (a
     # client-sent X-Forwarded-For is never believed).
     "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
@@ -268,7 +269,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Operations --------------------------------------------------------------------------------
 # Where the celery worker, celery beat and the email consumer touch their liveness files
-# (shop/heartbeat.py); ``python -m shop.probe heartbeat ROLE`` checks them.
+# (core/heartbeat.py); ``python -m shop.probe heartbeat ROLE`` checks them.
 HEARTBEAT_DIR = env("HEARTBEAT_DIR", default=heartbeat.DEFAULT_DIR)
 
 # GET /metrics (Prometheus): whether it is served at all, and to which client addresses (CIDRs). Off
@@ -279,6 +280,6 @@ METRICS_ALLOWED_IPS = env.list(
     default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
 )
 
-# text: "time level logger [request id] message"; json: one JSON object per line (shop/logs.py).
+# text: "time level logger [request id] message"; json: one JSON object per line (core/logs.py).
 LOG_FORMAT = env("LOG_FORMAT", default="text")
 LOGGING = logs.logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))

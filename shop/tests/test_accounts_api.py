@@ -74,7 +74,7 @@ def test_register_rejects_bad_input_per_field(api_client, user, payload, code, f
 
 def test_register_of_a_username_taken_meanwhile_is_400(user, monkeypatch):
     """The look-up saw no "alice", but the insert meets hers: the unique index answers, not a 500."""
-    from shop.errors import UsernameTaken
+    from core.errors import UsernameTaken
     from shop.services import user_register
 
     monkeypatch.setattr("django.db.models.query.QuerySet.exists", lambda self: False)

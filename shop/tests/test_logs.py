@@ -1,4 +1,4 @@
-"""Request ids (X-Request-ID) on every log line, and the text and JSON log formats (shop/logs.py)."""
+"""Request ids (X-Request-ID) on every log line, and the text and JSON log formats (core/logs.py)."""
 
 import json
 import logging
@@ -15,9 +15,9 @@ import pytest
 from celery import shared_task
 from celery.contrib.testing.worker import start_worker
 
+from core.logs import REQUEST_ID_HEADER, request_id_bound, request_id_get
 from orders.worker_pool import run_in_pool
 from shop.celery import app
-from shop.logs import REQUEST_ID_HEADER, request_id_bound, request_id_get
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW_ID = re.compile(r"[0-9a-f]{32}")
@@ -147,7 +147,7 @@ import logging
 import django
 django.setup()
 from django.test import Client
-from shop.logs import request_id_bound
+from core.logs import request_id_bound
 
 log = logging.getLogger("probe")
 log.info("outside any request")

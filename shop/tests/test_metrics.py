@@ -1,4 +1,4 @@
-"""GET /metrics of the web role (shop/metrics.py): its series, who may read it, and gunicorn's
+"""GET /metrics of the web role (core/metrics.py): its series, who may read it, and gunicorn's
 multiprocess mode."""
 
 import os

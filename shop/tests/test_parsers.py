@@ -1,9 +1,9 @@
-"""The one JSON parser of the API and the webhook (``shop.parsers``)."""
+"""The one JSON parser of the API and the webhook (``core.parsers``)."""
 
 import pytest
 
-from shop.errors import InvalidJSON
-from shop.parsers import JSON_MAX_DEPTH, has_control_characters, json_parse
+from core.errors import InvalidJSON
+from core.parsers import JSON_MAX_DEPTH, has_control_characters, json_parse
 
 
 def nested(depth: int) -> str:

@@ -1,4 +1,4 @@
-"""Liveness of the processes: heartbeat files (shop/heartbeat.py), beat's scheduler that touches one
+"""Liveness of the processes: heartbeat files (core/heartbeat.py), beat's scheduler that touches one
 (shop/beat.py), and the probe the containers run (``python -m shop.probe``)."""
 
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shop.heartbeat import Heartbeat, heartbeat_age, heartbeat_path
+from core.heartbeat import Heartbeat, heartbeat_age, heartbeat_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

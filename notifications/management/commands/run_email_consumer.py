@@ -5,11 +5,11 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.heartbeat import Heartbeat
+from core.metrics import metrics_serve
 from notifications import kafka_client
 from notifications.consumer import EmailConsumer
 from notifications.consumer_metrics import CONSUMER_REGISTRY
-from shop.heartbeat import Heartbeat
-from shop.metrics import metrics_serve
 
 logger = logging.getLogger("notifications.consumer")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from rest_framework import parsers
 
-from shop.errors import InvalidJSON
+from core.errors import InvalidJSON
 
 # No request of the shop nests deeper than a PayPal event (about 8 levels); 32 leaves room.
 JSON_MAX_DEPTH = 32

@@ -1,7 +1,7 @@
 """The root of every app's error hierarchy.
 
 Each app defines its own subclasses with a stable ``code``; the API maps them to HTTP status codes
-in one place (``shop.api.exception_handler``) and pages show ``message`` in the shopper's language.
+in one place (``core.api.exception_handler``) and pages show ``message`` in the shopper's language.
 """
 
 
@@ -19,7 +19,7 @@ class ShopError(Exception):
 
 
 class InvalidJSON(ShopError):
-    """A request body that is not JSON the shop can read (see ``shop.parsers``)."""
+    """A request body that is not JSON the shop can read (see ``core.parsers``)."""
 
     code = "invalid_json"
     default_message = "The request body is not valid JSON."

@@ -8,7 +8,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from shop.schema import error_response
+from core.schema import error_response
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 2**31 - 1

@@ -10,7 +10,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
-from shop.errors import ShopError
+from core.errors import ShopError
 
 
 class ReadOnlyAdminMixin:

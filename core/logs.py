@@ -111,7 +111,7 @@ def _forget_request_id(**kwargs) -> None:
 
 
 # Whatever server runs the shop: a thread that served a request holds no id once it is finished.
-request_finished.connect(_forget_request_id, dispatch_uid="shop.logs.forget_request_id")
+request_finished.connect(_forget_request_id, dispatch_uid="core.logs.forget_request_id")
 
 
 # --- logging -------------------------------------------------------------------------------------

@@ -27,16 +27,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpResponse
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client import start_http_server as _start_http_server
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import mark_process_dead
 
 METRICS_PATH = "/metrics"
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -69,33 +66,6 @@ def multiprocess_process_dead(pid: int) -> None:
     mark_process_dead(pid)
 
 
-class _Chain:
-    """What ``generate_latest`` reads: the series of several collectors, one after the other."""
-
-    def __init__(self, *collectors):
-        self.collectors = collectors
-
-    def collect(self) -> Iterable:
-        for collector in self.collectors:
-            yield from collector.collect()
-
-
-def web_metrics(accept: str = "") -> tuple[bytes, str]:
-    """The web role's metrics and their content type: the Prometheus text format, or OpenMetrics when
-    the ``Accept`` header asks for it."""
-    # Imported here, so that their series exist (at zero) from the first scrape on.
-    from notifications.metrics import OutboxCollector
-    from orders.metrics import ORDERS  # noqa: F401
-
-    if multiprocess_dir():
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    encoder, content_type = choose_encoder(accept)
-    return encoder(_Chain(registry, OutboxCollector())), content_type
-
-
 @functools.lru_cache(maxsize=8)
 def allowed_networks(cidrs: tuple[str, ...]) -> tuple:
     try:
@@ -118,27 +88,6 @@ def metrics_allowed(request) -> bool:
     address = _client_address(request)
     networks = allowed_networks(tuple(settings.METRICS_ALLOWED_IPS))
     return address is not None and any(address in network for network in networks)
-
-
-class MetricsMiddleware:
-    """Answers ``GET /metrics`` to the clients allowed to read it; for anybody else, the path does not
-    exist. Placed right after the health checks, before the host name check and the HTTPS redirect."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        allowed_networks(tuple(settings.METRICS_ALLOWED_IPS))  # a wrong CIDR stops the process at start
-
-    def __call__(self, request):
-        if (
-            request.path_info.rstrip("/") == METRICS_PATH
-            and request.method in ("GET", "HEAD")
-            and metrics_allowed(request)
-        ):
-            body, content_type = web_metrics(request.headers.get("Accept", ""))
-            response = HttpResponse(body, content_type=content_type)
-            response["Cache-Control"] = "no-store"
-            return response
-        return self.get_response(request)
 
 
 def metrics_serve(*, registry: CollectorRegistry, port: int, host: str = "127.0.0.1"):
