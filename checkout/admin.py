@@ -1,5 +1,9 @@
+"""The back office of the checkout: orders (with their payments, holds and emails; ``order_admin``) and
+stock audits. Django's admin autodiscovery imports this module, which registers both."""
+
 from django.contrib import admin
 
+from checkout import order_admin  # noqa: F401 - registers the order admin
 from checkout.models import StockAudit
 from core.admin import ReadOnlyAdminMixin
 

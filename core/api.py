@@ -6,34 +6,13 @@ import logging
 from collections.abc import Mapping
 
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import InvalidJSON, RequestTooLarge, ShopError
 
 logger = logging.getLogger(__name__)
-
-# The HTTP status of each domain error code; anything unlisted is a 400.
-ERROR_STATUS = {
-    "out_of_stock": status.HTTP_409_CONFLICT,
-    "order_not_pending": status.HTTP_409_CONFLICT,
-    "idempotency_conflict": status.HTTP_409_CONFLICT,
-    "busy": status.HTTP_503_SERVICE_UNAVAILABLE,
-    "gateway_error": status.HTTP_502_BAD_GATEWAY,
-    "not_found": status.HTTP_404_NOT_FOUND,
-    "placement_failed": status.HTTP_500_INTERNAL_SERVER_ERROR,
-    "request_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    "too_many_pending_orders": status.HTTP_429_TOO_MANY_REQUESTS,
-    # payments.errors
-    "payment_declined": status.HTTP_402_PAYMENT_REQUIRED,
-    "payment_not_approved": status.HTTP_409_CONFLICT,
-    "payment_not_started": status.HTTP_409_CONFLICT,
-    "payment_not_refundable": status.HTTP_409_CONFLICT,
-    "payment_already_captured": status.HTTP_409_CONFLICT,
-    "payment_provider_not_found": status.HTTP_502_BAD_GATEWAY,
-    "payment_rejected": status.HTTP_502_BAD_GATEWAY,
-}
 
 
 def exception_handler(exc, context):
@@ -44,7 +23,7 @@ def exception_handler(exc, context):
         exc = InvalidJSON(str(exc.detail))
 
     if isinstance(exc, ShopError):
-        response = Response(exc.as_dict(), status=ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
+        response = Response(exc.as_dict(), status=exc.http_status)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             response["Retry-After"] = str(retry_after)

@@ -12,14 +12,14 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ActionRow, ReadOnlyAdminMixin, RowOutcome, done, run_on_each
+from notifications.delivery import email_delivery_resend, outbox_event_resend
 from notifications.models import EmailDelivery, OutboxEvent
-from notifications.services import email_delivery_resend, outbox_event_resend
 
 __all__ = ["EmailDeliveryAdmin", "EmailDeliveryInline", "OutboxEventAdmin"]
 
 
 class EmailDeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """The outcome emails of an order, for ``orders.admin.OrderAdmin``."""
+    """The outcome emails of an order, for ``checkout.order_admin.OrderAdmin``."""
 
     model = EmailDelivery
     fk_name = "order"

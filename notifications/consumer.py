@@ -40,9 +40,9 @@ from core.heartbeat import Heartbeat
 from core.logs import request_id_bound, request_id_is_valid
 from notifications import kafka_client
 from notifications.consumer_metrics import CONSUMER_LAG, EMAIL_MESSAGES, EMAIL_SEND_SECONDS
+from notifications.delivery import email_send_order_outcome
 from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
 from notifications.events import REQUEST_ID_HEADER, order_outcome_parse
-from notifications.services import email_send_order_outcome
 
 logger = logging.getLogger(__name__)
 

@@ -6,29 +6,15 @@ The Vietnamese strings live in this app's own catalog (``notifications/locale/vi
 
 from __future__ import annotations
 
-import copy
-import json
-import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 
-from notifications.events import (
-    REASON_TEXT,
-    UNKNOWN_REASON_TEXT,
-    OrderOutcomeEvent,
-    not_charged_text,
-    order_outcome_parse,
-    refunded_text,
-)
-from notifications.events import order_outcome_message as outcome_event_payload
+from notifications.events import OrderOutcomeEvent
 from notifications.models import EventType
-from notifications.selectors import order_payment_refunded
-from orders.models import FailureReason, OrderStatus
 
 TEMPLATE_BY_TYPE = {
     EventType.ORDER_SUCCEEDED: "order_succeeded",
@@ -44,28 +30,32 @@ class RenderedEmail:
     language: str
 
 
-def _order_url(order_id: int) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("order-detail", kwargs={"pk": order_id})
+def _order_url(order: dict) -> str:
+    # Messages of schema 1 carried no URL: the shop's order page, as it was then.
+    return order.get("url") or f"{settings.SITE_URL.rstrip('/')}/orders/{order['id']}/"
 
 
-def order_outcome_render(*, event: OrderOutcomeEvent, refunded: bool = False) -> RenderedEmail:
-    """Render the email of ``event`` in the shopper's language (English when it is not one we have)."""
+def order_outcome_render(*, event: OrderOutcomeEvent) -> RenderedEmail:
+    """Render the email of ``event`` in the shopper's language (English when it is not one we have),
+    from the message alone: its sentences were written in that language when the outcome was recorded."""
     language = event.language if event.language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
     payload = event.payload
-    reason_text, next_steps = REASON_TEXT.get(event.reason_code, UNKNOWN_REASON_TEXT)
+    reason = payload.get("reason") or {}
+    refunded = bool(payload.get("refunded"))
     template = TEMPLATE_BY_TYPE[event.type]
     with translation.override(language):
         context = {
             "order": payload["order"],
             "user": payload["user"],
             "event_id": str(event.event_id),
-            "order_url": _order_url(event.order_id),
+            "order_url": _order_url(payload["order"]),
             "reason_code": event.reason_code,
-            "reason_text": reason_text,
-            "next_steps": next_steps,
-            "refunded": refunded,
-            "refunded_text": refunded_text(event.reason_code),
-            "not_charged_text": not_charged_text(event.reason_code),
+            # Schema 1 had only ``message``: what happened, with the refund sentence when refunded.
+            "reason_text": reason.get("happened", reason.get("message", "")),
+            "next_steps": reason.get("next_steps", ""),
+            "refunded": refunded and "refund_note" in reason,
+            "refunded_text": reason.get("refund_note", ""),
+            "not_charged_text": reason.get("not_charged_note", ""),
             "LANGUAGE_CODE": language,
         }
         subject = render_to_string(f"notifications/email/{template}_subject.txt", context)
@@ -90,24 +80,3 @@ def order_outcome_message(*, event: OrderOutcomeEvent, rendered: RenderedEmail) 
     )
     message.attach_alternative(rendered.html, "text/html")
     return message
-
-
-def order_outcome_preview(*, order, event_type: str, language: str, reason: str = "") -> RenderedEmail:
-    """The email ``order`` would get (or got) for an outcome, in ``language``: for staff to read before
-    and after. Built from the same message and templates as the real one; nothing is recorded or sent."""
-    preview = copy.copy(order)
-    preview.language = language
-    if event_type == EventType.ORDER_SUCCEEDED:
-        preview.status, preview.failure_reason = OrderStatus.SUCCESS, ""
-    else:
-        preview.status = OrderStatus.FAILED
-        preview.failure_reason = reason or order.failure_reason or FailureReason.PAYMENT_DECLINED
-    refunded = order_payment_refunded(order_id=order.pk) and event_type == EventType.ORDER_FAILED
-    message = outcome_event_payload(
-        order=preview,
-        event_id=uuid.uuid4(),
-        occurred_at=timezone.now(),
-        refunded=refunded,
-        lines=list(order.lines.all()),
-    )
-    return order_outcome_render(event=order_outcome_parse(json.dumps(message)), refunded=refunded)

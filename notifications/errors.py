@@ -7,18 +7,15 @@ class NotificationError(ShopError):
     code = "notification_error"
 
 
-class OrderNotFinal(NotificationError):
-    code = "order_not_final"
-    default_message = "The order has no outcome yet, so there is no email to send."
-
-
 class DeliveryNotFound(NotificationError):
-    code = "not_found"
+    code = "delivery_not_found"
+    http_status = 404
     default_message = "No such email delivery."
 
 
 class EventNotFound(NotificationError):
-    code = "not_found"
+    code = "event_not_found"
+    http_status = 404
     default_message = "No such outbox event."
 
 

@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from notifications.kafka_client import ensure_topics
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,38 +28,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def ensure_topics(bootstrap_servers: str, topics: list[str], *, partitions: int = 3, timeout: float = 30.0):
-    """Create the topics that do not exist yet; wait until the broker lists them."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    deadline = time.monotonic() + timeout
-    admin = None
-    while admin is None:
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    try:
-        existing = set(admin.list_topics())
-        missing = [name for name in topics if name not in existing]
-        if missing:
-            try:
-                admin.create_topics(
-                    [NewTopic(name=name, num_partitions=partitions, replication_factor=1) for name in missing]
-                )
-            except TopicAlreadyExistsError:
-                pass  # another process created it first
-        while not set(topics) <= set(admin.list_topics()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics {topics} were not created within {timeout} s")
-            time.sleep(0.2)
-    finally:
-        admin.close()
 
 
 class BundledKafkaBroker:

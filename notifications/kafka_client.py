@@ -16,8 +16,6 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import MemberState, OffsetAndMetadata
 
-from notifications.kafka_broker import ensure_topics
-
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -28,6 +26,7 @@ __all__ = [
     "consumer_create",
     "consumer_is_stable",
     "email_topic_partitions",
+    "ensure_topics",
     "is_configured",
     "producer_discard",
     "producer_get",
@@ -223,6 +222,38 @@ def email_topic_partitions(*, timeout_ms: int) -> int:
 def consumer_is_stable(consumer: KafkaConsumer) -> bool:
     """Whether the consumer is a settled member of its group (not joining, not rebalancing)."""
     return consumer.group_metadata().state == MemberState.STABLE
+
+
+def ensure_topics(bootstrap_servers: str, topics: list[str], *, partitions: int = 3, timeout: float = 30.0):
+    """Create the topics that do not exist yet; wait until the broker lists them."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout
+    admin = None
+    while admin is None:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in topics if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(name=name, num_partitions=partitions, replication_factor=1) for name in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created it first
+        while not set(topics) <= set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {topics} were not created within {timeout} s")
+            time.sleep(0.2)
+    finally:
+        admin.close()
 
 
 def topics_ensure(*, timeout: float = 30.0) -> None:

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from notifications.services import outbox_publish_pending, outbox_purge, outbox_reconcile
+from notifications.outbox import outbox_publish_pending, outbox_purge, outbox_reconcile
 
 PUBLISH_OUTBOX_TASK = "notifications.tasks.publish_outbox"
 MAINTAIN_OUTBOX_TASK = "notifications.tasks.maintain_outbox"

@@ -1,3 +1,5 @@
+from django.utils.translation import gettext_lazy as _
+
 from core.errors import ShopError
 
 
@@ -9,6 +11,7 @@ class InvalidOrder(OrderError):
     """The order request itself is wrong; ``errors`` says what, per field or line."""
 
     code = "invalid"
+    shopper_message = _("Your cart cannot be ordered as it is. Please check it and try again.")
     default_message = "The order is not valid."
 
 
@@ -36,6 +39,7 @@ class OutOfStock(OrderError):
     """
 
     code = "out_of_stock"
+    http_status = 409
     default_message = "Some products do not have enough stock."
 
     def __init__(self, items, *, expired_with_provider=()):
@@ -45,21 +49,28 @@ class OutOfStock(OrderError):
 
 class OrderNotPending(OrderError):
     code = "order_not_pending"
+    http_status = 409
+    shopper_message = _("This order is no longer pending, so it cannot be cancelled.")
     default_message = "Only a pending order can be cancelled."
 
 
 class OrderNotFound(OrderError):
     code = "not_found"
+    http_status = 404
     default_message = "No such order."
 
 
 class IdempotencyConflict(OrderError):
     code = "idempotency_conflict"
+    http_status = 409
+    shopper_message = _("Your cart changed while you were checking out. Please review it again.")
     default_message = "This Idempotency-Key was already used for an order with other lines."
 
 
 class Busy(OrderError):
     code = "busy"
+    http_status = 503
+    shopper_message = _("The shop is very busy right now. Please wait a moment and press Place order again.")
     default_message = "The shop is busy placing other orders. Please try again in a moment."
 
     def __init__(self, retry_after: int = 2):
@@ -71,6 +82,8 @@ class PlacementFailed(OrderError):
     """An unexpected error inside a placement: its transaction was rolled back, nothing was kept."""
 
     code = "placement_failed"
+    http_status = 500
+    shopper_message = _("Your order could not be placed. Nothing was charged; please try again.")
     default_message = "The order could not be placed. Nothing was charged or reserved; please try again."
 
 
@@ -78,6 +91,10 @@ class TooManyPendingOrders(OrderError):
     """The shopper already has ``ORDER_MAX_PENDING_PER_USER`` unpaid orders holding stock."""
 
     code = "too_many_pending_orders"
+    http_status = 429
+    shopper_message = _(
+        "You already have unpaid orders waiting. Pay for one or cancel it in My orders, then order again."
+    )
     default_message = (
         "You already have %(count)d unpaid orders waiting. Pay for one or cancel it, then order again."
     )
@@ -85,3 +102,9 @@ class TooManyPendingOrders(OrderError):
     def __init__(self, *, count: int, retry_after: int):
         self.retry_after = retry_after
         super().__init__(self.default_message % {"count": count}, pending=count)
+
+
+class OrderNotFinal(OrderError):
+    code = "order_not_final"
+    http_status = 409
+    default_message = "The order has no outcome yet, so there is no email to send."

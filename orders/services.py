@@ -26,7 +26,6 @@ from inventory.reservations import (
     holds_create,
     holds_release,
 )
-from notifications.services import outbox_record_order_outcome, outbox_record_order_outcomes
 from orders.errors import (
     IdempotencyConflict,
     InvalidOrder,
@@ -40,7 +39,8 @@ from orders.errors import (
 from orders.lock_objects import order_lock, orders_lock_expired, shopper_lock
 from orders.metrics import FAILED, PLACED, SUCCEEDED, orders_count_on_commit
 from orders.models import FailureReason, Order, OrderLine, OrderStatus
-from payments.models import Payment, PaymentStatus
+from orders.outcomes import order_outcome_record, order_outcomes_record
+from orders.payment_port import payment_book
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +191,7 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
         for pk, quantity in sorted(quantities.items())
     )
     holds_create(order=order, quantities=quantities, expires_at=order.reserved_until)
-    Payment.objects.create(
-        order=order, transaction_id=order.transaction_id, amount=total, currency=currency, provider="paypal"
-    )
+    payment_book().opened(order=order)
     orders_count_on_commit(outcome=PLACED)
     return order
 
@@ -238,8 +236,8 @@ def _release_expired_holds(*, product_ids, locked: dict[int, Stock], now: dateti
     if not candidates:
         return False, []
     with_provider = sorted(
-        Payment.objects.filter(order_id__in=candidates, provider_order_id__isnull=False).values_list(
-            "order_id", flat=True
+        Order.objects.filter(pk__in=candidates, payment__provider_order_id__isnull=False).values_list(
+            "pk", flat=True
         )
     )
     plain = candidates.difference(with_provider)
@@ -266,11 +264,6 @@ def _release_expired_holds(*, product_ids, locked: dict[int, Stock], now: dateti
 # --- Settling ------------------------------------------------------------------------------------
 
 
-def _payment_audit(payment: Payment, provider_response: dict | None) -> None:
-    if provider_response is not None:
-        payment.provider_responses = [*payment.provider_responses, provider_response]
-
-
 def _lock_for_update(order_id: int) -> Order:
     try:
         return order_lock(order_id=order_id)
@@ -286,16 +279,10 @@ def order_complete(
     the shop for good. A repeated call is a no-op; on an order that already failed it says so, and
     the caller refunds the capture."""
     order = _lock_for_update(order_id)
-    payment = order.payment
     if order.status == OrderStatus.SUCCESS:
         return CompletionResult.ALREADY_COMPLETED
     if order.status == OrderStatus.FAILED:
-        if capture_id:
-            payment.capture_id = capture_id
-        # Money reached PayPal for an order that failed: kept until the caller's refund succeeds.
-        payment.needs_reconciliation = payment.status != PaymentStatus.REFUNDED
-        _payment_audit(payment, provider_response)
-        payment.save(update_fields=["capture_id", "needs_reconciliation", "provider_responses", "updated_at"])
+        payment_book().captured_late(order=order, capture_id=capture_id, provider_response=provider_response)
         return CompletionResult.ORDER_FAILED
 
     stock_lock(product_ids=held_product_ids(order_ids=[order.pk]))
@@ -303,11 +290,8 @@ def order_complete(
     order.status = OrderStatus.SUCCESS
     order.completed_at = timezone.now()
     order.save(update_fields=["status", "completed_at", "updated_at"])
-    payment.status = PaymentStatus.SUCCESS
-    payment.capture_id = capture_id or payment.capture_id
-    _payment_audit(payment, provider_response)
-    payment.save(update_fields=["status", "capture_id", "provider_responses", "updated_at"])
-    outbox_record_order_outcome(order=order)
+    payment_book().captured(order=order, capture_id=capture_id, provider_response=provider_response)
+    order_outcome_record(order=order)
     orders_count_on_commit(outcome=SUCCEEDED)
     return CompletionResult.COMPLETED
 
@@ -321,17 +305,8 @@ def _fail_locked(
     order.failure_reason = FailureReason(reason)
     order.completed_at = timezone.now()
     order.save(update_fields=["status", "failure_reason", "completed_at", "updated_at"])
-    payment = order.payment
-    if payment.status == PaymentStatus.PENDING:
-        payment.status = PaymentStatus.FAILED
-    # Unless PayPal just told the caller that nothing was captured, a PayPal order may hold money
-    # we have not heard of (a capture whose answer was lost): the sweep asks PayPal and refunds it.
-    payment.needs_reconciliation = (
-        bool(payment.provider_order_id) and not nothing_captured and payment.status != PaymentStatus.REFUNDED
-    )
-    _payment_audit(payment, provider_response)
-    payment.save(update_fields=["status", "needs_reconciliation", "provider_responses", "updated_at"])
-    outbox_record_order_outcome(order=order)
+    payment_book().failed(order=order, provider_response=provider_response, nothing_captured=nothing_captured)
+    order_outcome_record(order=order)
     orders_count_on_commit(outcome=FAILED, reason=order.failure_reason)
     return order
 
@@ -350,8 +325,7 @@ def order_fail(
     order = _lock_for_update(order_id)
     if order.status != OrderStatus.PENDING:
         if provider_response is not None:
-            _payment_audit(order.payment, provider_response)
-            order.payment.save(update_fields=["provider_responses", "updated_at"])
+            payment_book().noted(order=order, provider_response=provider_response)
         return order
     return _fail_locked(
         order, reason=reason, provider_response=provider_response, nothing_captured=nothing_captured
@@ -395,14 +369,12 @@ def _orders_expire(orders: list[Order], *, now: datetime) -> None:
         completed_at=now,
         updated_at=now,
     )
-    Payment.objects.filter(order_id__in=ids, status=PaymentStatus.PENDING).update(
-        status=PaymentStatus.FAILED, updated_at=now
-    )
+    payment_book().expired(order_ids=ids, now=now)
     for order in orders:
         order.status = OrderStatus.FAILED
         order.failure_reason = FailureReason.RESERVATION_EXPIRED
         order.completed_at = now
-    outbox_record_order_outcomes(orders=orders)
+    order_outcomes_record(orders=orders)
     orders_count_on_commit(outcome=FAILED, reason=FailureReason.RESERVATION_EXPIRED, count=len(orders))
 
 

@@ -12,6 +12,8 @@ payer still has to act) leaves the order PENDING for a later try, and no later t
 ``reserved_until + PAYPAL_SETTLE_GRACE_SECONDS`` the order is failed whatever PayPal answers.
 """
 
+from django.utils.translation import gettext_lazy as _
+
 from core.errors import ShopError
 
 
@@ -53,6 +55,11 @@ class PaymentGatewayError(PaymentError):
     known about the outcome of the call."""
 
     code = "gateway_error"
+    http_status = 502
+    shopper_message = _(
+        "PayPal could not be reached, so your order was cancelled and nothing was charged. "
+        "Please try again in a few minutes."
+    )
     default_message = "PayPal could not be reached. Please try again in a few minutes."
 
 
@@ -61,6 +68,7 @@ class PaymentRejected(PaymentError):
     issue names we do not know: the same request would be refused again."""
 
     code = "payment_rejected"
+    http_status = 502
     default_message = "PayPal refused the payment request."
     final = True
 
@@ -70,6 +78,7 @@ class PaymentDeclined(PaymentRejected):
     ``PAYER_CANNOT_PAY``, ...)."""
 
     code = "payment_declined"
+    http_status = 402
     default_message = "PayPal declined the payment."
 
 
@@ -77,6 +86,7 @@ class PaymentNotApproved(PaymentRejected):
     """``ORDER_NOT_APPROVED``: the payer has not approved the PayPal order yet."""
 
     code = "payment_not_approved"
+    http_status = 409
     default_message = "The payment has not been approved at PayPal yet."
     final = False  # the payer may still approve, until the order's hold expires
 
@@ -85,6 +95,7 @@ class PaymentAlreadyCaptured(PaymentRejected):
     """``ORDER_ALREADY_CAPTURED``: a capture already happened; read the order to know its outcome."""
 
     code = "payment_already_captured"
+    http_status = 409
     default_message = "The payment was already captured."
     final = False  # not a refusal: the order's captures tell the outcome
 
@@ -93,6 +104,7 @@ class PaymentAlreadyRefunded(PaymentRejected):
     """``CAPTURE_FULLY_REFUNDED``: the capture's money is already back with the payer."""
 
     code = "payment_already_refunded"
+    http_status = 409
     default_message = "The payment was already refunded."
 
 
@@ -101,11 +113,13 @@ class PaymentProviderNotFound(PaymentRejected):
     e.g. an order that expired at PayPal: nothing can be captured any more."""
 
     code = "payment_provider_not_found"
+    http_status = 502
     default_message = "PayPal does not know this payment."
 
 
 class PaymentNotFound(PaymentError):
-    code = "not_found"
+    code = "payment_not_found"
+    http_status = 404
     default_message = "No such payment."
 
 
@@ -113,11 +127,13 @@ class PaymentNotStarted(PaymentError):
     """The order has no PayPal order yet, so there is nothing to capture."""
 
     code = "payment_not_started"
+    http_status = 409
     default_message = "The payment of this order was not started at PayPal."
 
 
 class PaymentNotRefundable(PaymentError):
     code = "payment_not_refundable"
+    http_status = 409
     default_message = "Only a captured payment can be refunded."
 
 

@@ -27,23 +27,18 @@ lock only, after the transaction that recorded the capture.
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from core.parsers import json_parse
-from notifications.services import outbox_record_order_outcome
-from orders.errors import OutOfStock
 from orders.lock_objects import order_lock
 from orders.models import FailureReason, Order, OrderStatus
-from orders.services import ExpirySweep, order_complete, order_expire_overdue, order_fail, order_place
-from orders.worker_pool import run_in_pool
+from orders.outcomes import order_outcome_record
+from orders.services import order_complete, order_fail
 from payments import gateway
 from payments.errors import (
     PaymentAlreadyCaptured,
@@ -51,30 +46,18 @@ from payments.errors import (
     PaymentDeclined,
     PaymentError,
     PaymentGatewayError,
-    PaymentNotApproved,
     PaymentNotFound,
     PaymentNotRefundable,
     PaymentNotStarted,
     PaymentProviderNotFound,
     PaymentRejected,
-    WebhookRejected,
 )
-from payments.models import Payment, PaymentStatus, WebhookEvent
+from payments.models import Payment, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
 # How many expired orders one placement settles with PayPal before it answers out of stock.
-PLACEMENT_SETTLE_LIMIT = 10
 REFUND_NOTE = "Your order could not be completed, so your payment was refunded."
-
-
-class WebhookOutcome(enum.Enum):
-    HANDLED = "handled"  # acted on (possibly a no-op: the order was already settled)
-    DUPLICATE = "duplicate"  # this event id was processed before: nothing done
-    IGNORED = "ignored"  # verified, but not about one of our payments, or of a type we don't use
-
-
-# --- Helpers -------------------------------------------------------------------------------------------
 
 
 def _audit(operation: str, **data) -> dict:
@@ -117,44 +100,6 @@ def _grace_over(order: Order, now: datetime) -> bool:
 
 
 # --- Place ---------------------------------------------------------------------------------------------
-
-
-def checkout_place(*, user, lines, idempotency_key: str | None = None, language: str = "en") -> Order:
-    """Place an order on the order pool: the placement of the API and of the checkout page.
-
-    When only expired holds of orders that have a PayPal order keep the stock short, those orders
-    are settled with PayPal first (outside any lock: captured if approved, completed if paid,
-    failed otherwise), then the order is placed once more. Raises ``OutOfStock`` if it is still
-    short, and whatever ``order_place`` raises.
-    """
-
-    def place() -> Order:
-        return run_in_pool(
-            order_place, user=user, lines=lines, idempotency_key=idempotency_key, language=language
-        )
-
-    try:
-        return place()
-    except OutOfStock as short:
-        if not _settle_expired_holders(short.expired_with_provider):
-            raise
-    return place()
-
-
-def _settle_expired_holders(order_ids) -> bool:
-    """Settle these expired orders with PayPal; whether any of them was settled (let go of its hold)."""
-    settled = False
-    for order_id in order_ids[:PLACEMENT_SETTLE_LIMIT]:
-        try:
-            order = payment_settle_expired(order_id=order_id)
-        except PaymentGatewayError as error:
-            logger.warning("placement could not settle expired order %s: %s", order_id, error.message)
-            break  # PayPal is not answering: the shopper should not wait for each of them
-        except PaymentError as error:
-            logger.warning("placement could not settle expired order %s: %s", order_id, error.message)
-            continue
-        settled = settled or (order is not None and order.status != OrderStatus.PENDING)
-    return settled
 
 
 # --- Start ---------------------------------------------------------------------------------------------
@@ -419,7 +364,7 @@ def _refund_kept_locked(order: Order, capture_id: str) -> None:
         return
     _refund_capture(payment, capture_id)
     if payment.status == PaymentStatus.REFUNDED:
-        outbox_record_order_outcome(order=order)
+        order_outcome_record(order=order)
         logger.warning("order %s had failed when capture %s landed: refunded", order.pk, capture_id)
 
 
@@ -437,96 +382,6 @@ def payment_cancel(*, order_id: int) -> Order:
     return order_fail(
         order_id=order_id, reason=FailureReason.PAYMENT_CANCELLED, provider_response=_audit("cancel_url")
     )
-
-
-def payment_settle_expired(*, order_id: int, now: datetime | None = None) -> Order | None:
-    """Settle a PENDING order whose hold expired and that has a PayPal order: for the expiry sweep
-    and for placement.
-
-    Returns ``None`` when the order's row is locked (a capture is in flight: it settles the order).
-    PayPal is asked first, because the payer may have approved or paid meanwhile:
-
-    - APPROVED: capture and complete (exactly as the return URL would); a final refusal fails it;
-    - COMPLETED: complete on a COMPLETED capture, fail on a declined one, wait on a PENDING one;
-    - anything else (CREATED, PAYER_ACTION_REQUIRED, VOIDED), or PayPal refuses for good (it no
-      longer knows the order, say): fail with ``reservation_expired``.
-
-    Anything that leaves the order unsettled (PayPal unreachable or failing, a capture held for
-    review) raises ``PaymentError`` or leaves it PENDING, and the next sweep asks again, because
-    PayPal may hold a capture we have not heard of. Past ``PAYPAL_SETTLE_GRACE_SECONDS`` after its
-    hold the order is failed whatever PayPal answers, so that nothing keeps stock off sale for ever;
-    its payment is flagged, and a capture that surfaces later is refunded.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        order = _lock_unless_busy(order_id)
-        if order is None:
-            return None
-        if order.status != OrderStatus.PENDING or order.reserved_until > now:
-            return order
-        if not order.payment.provider_order_id:
-            order_fail(order_id=order.pk, reason=FailureReason.RESERVATION_EXPIRED)
-            return _order(order_id)
-        try:
-            _settle_expired_locked(order)
-        except PaymentError as error:
-            if not _grace_over(order, now):
-                raise
-            _fail_past_grace(order, _audit("settle", **error.audit()))
-        else:
-            if order.status == OrderStatus.PENDING and _grace_over(order, now):
-                _fail_past_grace(order, _audit("settle", note="the capture is still held for review"))
-    return _order(order_id)
-
-
-def _settle_expired_locked(order: Order) -> None:
-    payment = order.payment
-    try:
-        paypal_order = gateway.paypal_order_get(provider_order_id=payment.provider_order_id)
-    except PaymentError as error:
-        if not error.final:
-            raise
-        # PayPal does not know the order any more, or will never show it: nothing can be captured.
-        # (Flagged all the same: the sweep's next look costs one call.)
-        order_fail(
-            order_id=order.pk,
-            reason=FailureReason.RESERVATION_EXPIRED,
-            provider_response=_audit("get", **error.audit()),
-        )
-        order.refresh_from_db()
-        return
-    if paypal_order.status == "APPROVED":
-        try:
-            _capture_locked(order)
-        except PaymentNotApproved as error:  # the approval lapsed at PayPal meanwhile
-            order_fail(
-                order_id=order.pk,
-                reason=FailureReason.RESERVATION_EXPIRED,
-                provider_response=_audit("capture", **error.audit()),
-                nothing_captured=True,
-            )
-            order.refresh_from_db()
-    elif paypal_order.status == "COMPLETED":
-        _settle_locked(order, paypal_order, operation="get")
-    else:
-        order_fail(
-            order_id=order.pk,
-            reason=FailureReason.RESERVATION_EXPIRED,
-            provider_response=_audit("get", response=paypal_order.raw),
-            nothing_captured=True,
-        )
-        order.refresh_from_db()
-
-
-def _fail_past_grace(order: Order, entry: dict) -> None:
-    logger.warning(
-        "order %s: PayPal did not settle it within %ss after its hold; failing it (its payment is "
-        "checked again, and a capture that surfaces later is refunded)",
-        order.pk,
-        settings.PAYPAL_SETTLE_GRACE_SECONDS,
-    )
-    order_fail(order_id=order.pk, reason=FailureReason.RESERVATION_EXPIRED, provider_response=entry)
-    order.refresh_from_db()
 
 
 def payment_reconcile(*, order_id: int) -> Order | None:
@@ -565,60 +420,11 @@ def payment_reconcile(*, order_id: int) -> Order | None:
                 _payment_note(payment, entry, needs_reconciliation=False)
         elif capture.is_fully_refunded:
             _payment_sync_refunds(payment, paypal_order, entry)
-            outbox_record_order_outcome(order=order)
+            order_outcome_record(order=order)
         else:
             _payment_note(payment, entry, capture_id=capture.id)
             _refund_kept_locked(order, capture.id)
     return _order(order_id)
-
-
-def payment_expire_overdue(*, now: datetime | None = None, batch_size: int | None = None) -> ExpirySweep:
-    """The expiry sweep: the beat task and ``manage.py release_expired_reservations``.
-
-    1. Orders without a PayPal order whose hold expired are failed set-based (``order_expire_overdue``).
-    2. Those with one are settled with PayPal one by one (``payment_settle_expired``); past the grace
-       period they are failed whatever PayPal answers.
-    3. FAILED orders whose PayPal order may hold money are checked again (``payment_reconcile``).
-
-    An error on one order is logged and leaves it for the next sweep.
-    """
-    now = now or timezone.now()
-    batch_size = batch_size or settings.RESERVATION_SWEEP_BATCH_SIZE
-    sweep = order_expire_overdue(now=now, batch_size=batch_size)
-    for order_id in sweep.with_provider:
-        if _sweep_one(payment_settle_expired, order_id=order_id, now=now):
-            sweep.settled_with_provider.append(order_id)
-    flagged = (
-        Payment.objects.filter(needs_reconciliation=True, order__status=OrderStatus.FAILED)
-        .order_by("order_id")
-        .values_list("order_id", flat=True)[:batch_size]
-    )
-    for order_id in flagged:
-        try:
-            if _sweep_one(payment_reconcile, order_id=order_id, reraise=PaymentGatewayError):
-                sweep.reconciled.append(order_id)
-        except PaymentGatewayError:
-            break  # PayPal is not answering: the next sweep asks again
-    if sweep.settled_with_provider or sweep.reconciled:
-        logger.info(
-            "expiry sweep: settled %d expired orders with PayPal, checked %d failed ones again",
-            len(sweep.settled_with_provider),
-            len(sweep.reconciled),
-        )
-    return sweep
-
-
-def _sweep_one(service, *, order_id: int, reraise=(), **kwargs) -> bool:
-    """Run one service of the sweep on one order; whether it acted (the order was not locked)."""
-    try:
-        return service(order_id=order_id, **kwargs) is not None
-    except reraise:
-        raise
-    except PaymentError as error:
-        logger.warning("expiry sweep: order %s left for the next sweep: %s", order_id, error.message)
-    except Exception:
-        logger.exception("expiry sweep: order %s left for the next sweep", order_id)
-    return False
 
 
 def payment_refund(*, order_id: int) -> Payment:
@@ -636,146 +442,3 @@ def payment_refund(*, order_id: int) -> Payment:
 
 
 # --- Webhooks ------------------------------------------------------------------------------------------
-
-
-def payment_handle_webhook(*, headers: Mapping[str, str], body: bytes) -> WebhookOutcome:
-    """Verify a PayPal webhook with PayPal, then act on it once per event id.
-
-    ``InvalidJSON`` (the API's JSON parser refused the body) or ``WebhookRejected`` (not an event, bad
-    signature): nothing changed, the view answers 400.
-    ``PaymentGatewayError`` (PayPal unreachable, to verify or to act): nothing recorded as processed,
-    the view answers 503 and PayPal delivers the event again later.
-    """
-    event = json_parse(body)
-    if not isinstance(event, dict) or not event.get("id") or not event.get("event_type"):
-        raise WebhookRejected("The webhook body is not a PayPal event.")
-    if not gateway.paypal_webhook_verify(headers=headers, event=event, webhook_id=settings.PAYPAL_WEBHOOK_ID):
-        raise WebhookRejected("PayPal did not confirm the webhook's signature.")
-
-    record = _webhook_record(event)
-    if record.processed_at is not None:
-        return WebhookOutcome.DUPLICATE
-    outcome, payment = _webhook_dispatch(event)
-    WebhookEvent.objects.filter(pk=record.pk).update(
-        processed_at=timezone.now(), outcome=outcome.value, payment=payment
-    )
-    return outcome
-
-
-def _webhook_record(event: dict) -> WebhookEvent:
-    resource = event.get("resource") if isinstance(event.get("resource"), dict) else {}
-    defaults = {
-        "event_type": str(event["event_type"])[:64],
-        "resource_id": str(resource.get("id", ""))[:64],
-        "payload": event,
-    }
-    try:
-        with transaction.atomic():
-            record, _created = WebhookEvent.objects.get_or_create(
-                event_id=str(event["id"]), defaults=defaults
-            )
-    except IntegrityError:  # the same event delivered twice at once: the other insert won
-        record = WebhookEvent.objects.get(event_id=str(event["id"]))
-    return record
-
-
-def _related_order_id(resource: dict) -> str:
-    related = (resource.get("supplementary_data") or {}).get("related_ids") or {}
-    return related.get("order_id", "") if isinstance(related, dict) else ""
-
-
-def _related_capture_id(resource: dict) -> str:
-    related = (resource.get("supplementary_data") or {}).get("related_ids") or {}
-    if isinstance(related, dict) and related.get("capture_id"):
-        return related["capture_id"]
-    for link in resource.get("links") or []:
-        href = link.get("href", "") if isinstance(link, dict) else ""
-        if link.get("rel") == "up" and "/captures/" in href:
-            return href.rstrip("/").rsplit("/", 1)[-1]
-    return ""
-
-
-def _payment_for(*, provider_order_id: str = "", capture_id: str = "") -> Payment | None:
-    if provider_order_id:
-        payment = Payment.objects.filter(provider_order_id=provider_order_id).first()
-        if payment is not None:
-            return payment
-    if capture_id:
-        return Payment.objects.filter(capture_id=capture_id).first()
-    return None
-
-
-def _webhook_dispatch(event: dict) -> tuple[WebhookOutcome, Payment | None]:
-    event_type = event["event_type"]
-    resource = event.get("resource") if isinstance(event.get("resource"), dict) else {}
-    entry = _audit("webhook", event_id=event["id"], event_type=event_type, resource=resource)
-
-    if event_type == "CHECKOUT.ORDER.APPROVED":
-        payment = _payment_for(provider_order_id=resource.get("id", ""))
-
-        def act(order_id):
-            payment_capture(order_id=order_id)
-
-    elif event_type in {"PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.DENIED"}:
-        capture = gateway.capture_from_json(resource)
-        payment = _payment_for(provider_order_id=_related_order_id(resource), capture_id=capture.id)
-
-        def act(order_id):
-            if event_type == "PAYMENT.CAPTURE.COMPLETED":
-                _capture_completed_by_event(order_id=order_id, capture=capture, entry=entry)
-            else:
-                order_fail(
-                    order_id=order_id,
-                    reason=FailureReason.PAYMENT_DECLINED,
-                    provider_response=entry,
-                    nothing_captured=True,
-                )
-
-    elif event_type == "PAYMENT.CAPTURE.REFUNDED":
-        payment = _payment_for(
-            provider_order_id=_related_order_id(resource), capture_id=_related_capture_id(resource)
-        )
-
-        def act(order_id):
-            _payment_refunded_by_event(order_id=order_id, entry=entry)
-
-    else:
-        return WebhookOutcome.IGNORED, None
-    if payment is None:
-        return WebhookOutcome.IGNORED, None
-    try:
-        act(payment.order_id)
-    except PaymentGatewayError:
-        raise  # answered 503: PayPal delivers the event again later
-    except PaymentError as error:
-        logger.warning("webhook %s for order %s: %s", event["id"], payment.order_id, error.message)
-    return WebhookOutcome.HANDLED, payment
-
-
-def _capture_completed_by_event(*, order_id: int, capture: gateway.PayPalCapture, entry: dict) -> None:
-    """PayPal says ``capture`` of this order is COMPLETED: complete the order, or refund the capture
-    if the order had already failed (or was captured for another amount). Idempotent."""
-    with transaction.atomic():
-        order = _lock(order_id)
-        _complete_locked(order, capture, entry)
-    if order.status == OrderStatus.FAILED:  # the capture is recorded (and flagged) before the refund
-        _refund_late_capture(order_id=order_id, capture_id=capture.id)
-
-
-@transaction.atomic
-def _payment_refunded_by_event(*, order_id: int, entry: dict) -> None:
-    """PayPal says a capture of ours was refunded, in part or in full (by us, or by someone in
-    PayPal's dashboard): PayPal's order says how much so far, and whether all of it."""
-    order = _lock(order_id)
-    payment = order.payment
-    if payment.status == PaymentStatus.REFUNDED:
-        return
-    if order.status == OrderStatus.PENDING or not payment.provider_order_id:
-        # A refund before we even saw the capture: nothing to refund or deduct; keep it for audit.
-        _payment_note(payment, entry)
-        return
-    _payment_sync_refunds(
-        payment, gateway.paypal_order_get(provider_order_id=payment.provider_order_id), entry
-    )
-    if payment.status == PaymentStatus.REFUNDED and order.status == OrderStatus.FAILED:
-        outbox_record_order_outcome(order=order)

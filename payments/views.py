@@ -19,7 +19,8 @@ from core.parsers import has_control_characters
 from orders.models import FailureReason, Order, OrderStatus
 from payments.errors import PaymentError, PaymentGatewayError, PaymentNotApproved, WebhookRejected
 from payments.models import Payment, PaymentStatus
-from payments.services import payment_cancel, payment_capture, payment_handle_webhook
+from payments.services import payment_cancel, payment_capture
+from payments.webhooks import payment_handle_webhook
 
 logger = logging.getLogger(__name__)
 

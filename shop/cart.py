@@ -30,7 +30,7 @@ class CartError(ShopError):
 
 
 class UnknownProduct(CartError):
-    code = "unknown_product"
+    code = "product_unavailable"
     default_message = _("This product is not available any more.")
 
 

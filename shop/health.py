@@ -29,6 +29,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
+from notifications import kafka_client
+from shop.celery import app
+
 logger = logging.getLogger(__name__)
 
 LIVE_PATH = "/health/live"
@@ -60,8 +63,6 @@ def check_cache() -> dict:
 
 
 def check_celery_broker() -> dict:
-    from shop.celery import app
-
     timeouts = {"socket_connect_timeout": CHECK_TIMEOUT_SECONDS, "socket_timeout": CHECK_TIMEOUT_SECONDS}
     options = {**app.conf.broker_transport_options, **timeouts}
     with app.connection_for_write(transport_options=options, connect_timeout=CHECK_TIMEOUT_SECONDS) as conn:
@@ -71,8 +72,6 @@ def check_celery_broker() -> dict:
 
 
 def check_kafka() -> dict:
-    from notifications import kafka_client
-
     if not kafka_client.is_configured():
         raise CheckFailed("KAFKA_BOOTSTRAP_SERVERS is not set")
     partitions = kafka_client.email_topic_partitions(timeout_ms=int(CHECK_TIMEOUT_SECONDS * 1000))

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shop.demo import DEMO_SHOPPER, DEMO_STAFF
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 MAIL_DIR = VAR_DIR / "mail"
@@ -265,8 +267,6 @@ def _step(title: str) -> None:
 
 
 def banner(plan: Plan) -> str:
-    from inventory.management.commands.seed_demo import DEMO_SHOPPER, DEMO_STAFF
-
     lines = [
         "=" * 78,
         f"The shop is running:  {plan.urls['shop']}",

@@ -16,7 +16,7 @@ api_urlpatterns = [
     path("docs/", api.SchemaDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", api.SchemaRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("inventory.api.urls")),
-    path("", include("orders.api.urls")),
+    path("", include("checkout.api.urls")),
     re_path(r"", error_views.api_not_found),  # last: any other /api/ path is a JSON 404
 ]
 
@@ -68,7 +68,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("orders/", include("orders.urls")),
+    path("orders/", include("checkout.urls")),
     path("payments/", include("payments.urls")),
     path("api/", include(api_urlpatterns)),
     path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),

@@ -16,13 +16,14 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from core.errors import ShopError
+from checkout.services import checkout_order, checkout_payment_link
+from core.errors import ShopError, shopper_message
 from core.throttling import page_limited
 from inventory.models import Product
 from inventory.selectors import product_get_active, product_list_active
-from orders.models import Order, OrderStatus
+from orders.errors import Busy, OutOfStock
+from orders.models import OrderStatus
 from orders.selectors import order_get_for_idempotency_key
-from payments.services import checkout_place, payment_start
 from shop.cart import Cart, CartError, NotEnoughStock
 from shop.forms import AddToCartForm, CartQuantityForm, SignupForm
 from shop.services import user_register
@@ -175,15 +176,6 @@ def cart_remove(request, product_id):
 # --- Checkout --------------------------------------------------------------------------------------
 
 
-def _place_order(*, user, lines, idempotency_key, language):
-    """Place the order on the order worker pool, exactly like the API does."""
-    return checkout_place(user=user, lines=lines, idempotency_key=idempotency_key, language=language)
-
-
-def _start_payment(*, order_id):
-    return payment_start(order_id=order_id)
-
-
 def _out_of_stock_message(items) -> str:
     names = dict(Product.objects.filter(pk__in=[item["product"] for item in items]).values_list("pk", "name"))
     parts = []
@@ -203,26 +195,12 @@ def _out_of_stock_message(items) -> str:
     return _("Not enough stock: %(items)s. Please change your cart.") % {"items": "; ".join(parts)}
 
 
-# What the shopper reads for each error code of the order and payment services.
 def _error_message(error: ShopError) -> str:
-    if error.code == "out_of_stock":
+    """What the shopper reads about an error of the checkout: the error's own sentence, or the short
+    lines of an ``OutOfStock``, named."""
+    if isinstance(error, OutOfStock):
         return _out_of_stock_message(error.data.get("items", []))
-    cart_unorderable = _("Your cart cannot be ordered as it is. Please check it and try again.")
-    return {
-        "invalid": cart_unorderable,
-        "unknown_product": cart_unorderable,
-        "product_quantity_exceeded": cart_unorderable,
-        "busy": _("The shop is very busy right now. Please wait a moment and press Place order again."),
-        "too_many_pending_orders": _(
-            "You already have unpaid orders waiting. Pay for one or cancel it in My orders, then order again."
-        ),
-        "idempotency_conflict": _("Your cart changed while you were checking out. Please review it again."),
-        "placement_failed": _("Your order could not be placed. Nothing was charged; please try again."),
-        "gateway_error": _(
-            "PayPal could not be reached, so your order was cancelled and nothing was charged. "
-            "Please try again in a few minutes."
-        ),
-    }.get(error.code, _("Something went wrong. Nothing was charged; please try again."))
+    return shopper_message(error)
 
 
 @login_required
@@ -255,13 +233,13 @@ def _checkout_place(request, cart):
         return redirect("cart")
 
     try:
-        order = _place_order(
+        placed = checkout_order(
             user=request.user, lines=cart.order_lines(), idempotency_key=posted_token, language=get_language()
         )
-        approval_url = _approval_url(order)
+        order, approval_url = placed.order, placed.approval_url
     except ShopError as error:
         messages.error(request, _error_message(error))
-        if error.code == "busy":
+        if isinstance(error, Busy):
             return redirect("checkout")
         # Nothing was ordered, or the order failed before the shopper could pay (PayPal could not
         # be reached): the cart stays, with a new token, so that trying again places a new order.
@@ -274,25 +252,10 @@ def _checkout_place(request, cart):
     return redirect(approval_url or order.get_absolute_url())
 
 
-def _approval_url(order: Order) -> str | None:
-    """Where the shopper approves the payment of ``order`` at PayPal (the PayPal order is created
-    on first use); ``None`` when the order is no longer pending. Raises ``ShopError`` when PayPal
-    could not be reached: the order has then failed (``gateway_error``)."""
-    if order.status != OrderStatus.PENDING:
-        return None
-    existing = getattr(order, "payment", None)
-    if existing is not None and existing.provider_order_id and existing.approval_url:
-        return existing.approval_url
-    payment = _start_payment(order_id=order.pk)
-    if not payment.approval_url:
-        raise ShopError()
-    return payment.approval_url
-
-
 def _to_payment(request, order):
     """Send the shopper to PayPal to approve the payment of ``order`` again (a repeated submit)."""
     try:
-        approval_url = _approval_url(order)
+        approval_url = checkout_payment_link(order=order)
     except ShopError as error:
         messages.error(request, _error_message(error))
         return redirect(order.get_absolute_url())

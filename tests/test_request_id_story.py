@@ -61,7 +61,7 @@ def test_one_request_id_is_on_the_web_worker_relay_and_consumer_lines_of_one_ord
     )
     assert worker.threadName.startswith("order-worker-")
     # the relay (its thread, or the sweep) that published the event
-    (relay,) = log_records.matching(logger="notifications.services", text=f"published event {event.event_id}")
+    (relay,) = log_records.matching(logger="notifications.outbox", text=f"published event {event.event_id}")
     assert [line.request_id for line in (web, worker, relay)] == [REQUEST_ID] * 3
 
     # the consumer process: every JSON line about this event carries the id

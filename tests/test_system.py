@@ -240,7 +240,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.authtoken.models import Token
 
 every, _ = IntervalSchedule.objects.get_or_create(every={every}, period=IntervalSchedule.SECONDS)
-tasks = ["inventory.tasks.release_expired_reservations", "notifications.tasks.publish_outbox"]
+tasks = ["payments.tasks.release_expired_reservations", "notifications.tasks.publish_outbox"]
 assert PeriodicTask.objects.filter(task__in=tasks).update(interval=every) == 2
 tokens = []
 for index in range({users}):

@@ -8,7 +8,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inventory.models import ReservedStock, Stock
-from inventory.tasks import RELEASE_EXPIRED_TASK
 from inventory.tests.factories import ProductFactory
 from orders.errors import OutOfStock
 from orders.lock_objects import order_lock
@@ -17,6 +16,7 @@ from orders.services import CompletionResult, order_complete, order_expire_overd
 from orders.tests.factories import UserFactory
 from orders.tests.invariants import assert_invariants
 from payments.models import Payment
+from payments.tasks import RELEASE_EXPIRED_TASK
 
 
 def stock(product):

@@ -18,7 +18,8 @@ from orders.models import Order
 from orders.services import order_place
 from orders.tests.factories import UserFactory
 from orders.tests.invariants import assert_invariants
-from payments.services import payment_capture, payment_expire_overdue, payment_start
+from payments.expiry import payment_expire_overdue
+from payments.services import payment_capture, payment_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,8 @@ from kafka.admin import KafkaAdminClient
 
 from notifications.consumer import EmailConsumer
 from notifications.models import OutboxEvent
-from notifications.services import outbox_publish_pending, outbox_record_order_outcome
+from notifications.outbox import outbox_publish_pending
+from orders.outcomes import order_outcome_record
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -73,7 +74,7 @@ def record_outcomes(orders) -> list[OutboxEvent]:
     events = []
     for order in orders:
         with transaction.atomic():
-            events.append(outbox_record_order_outcome(order=order))
+            events.append(order_outcome_record(order=order))
     return events
 
 

@@ -7,11 +7,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.admin import EmailDeliveryInline
+from notifications.delivery import email_send_order_outcome
 from notifications.events import order_outcome_parse
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
-from notifications.services import email_send_order_outcome, outbox_record_order_outcome
 from notifications.tests.factories import UserFactory, final_order
 from orders.models import Order, OrderStatus
+from orders.outcomes import order_outcome_record
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def sent():
     """A failed order whose email went out, its outbox event published."""
     order = final_order(status=OrderStatus.FAILED, reason="payment_declined")
-    event = outbox_record_order_outcome(order=order)
+    event = order_outcome_record(order=order)
     OutboxEvent.objects.filter(pk=event.pk).update(published_at=timezone.now())
     email_send_order_outcome(event=order_outcome_parse(json.dumps(event.payload)))
     return EmailDelivery.objects.get(event_id=event.event_id)

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from kafka.partitioner.default import murmur2
 
+from notifications.delivery import email_delivery_resend
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
-from notifications.services import email_delivery_resend
 from notifications.tests.factories import final_order
 from notifications.tests.helpers import (
     ConsumerProcess,
@@ -259,7 +259,8 @@ def test_smtp_server_down_commits_nothing_past_unsent_mail(email_pipeline, smtp_
 def test_broker_down_while_orders_complete_checkout_succeeds_and_every_email_arrives_once(
     kafka_settings, smtp_settings, smtp_server
 ):
-    from notifications.kafka_broker import BundledKafkaBroker, ensure_topics
+    from notifications.kafka_broker import BundledKafkaBroker
+    from notifications.kafka_client import ensure_topics
     from notifications.tasks import publish_outbox
     from orders.services import order_complete, order_fail
 

@@ -8,17 +8,18 @@ import pytest
 from django.core import mail
 from django.db import connection
 
+from notifications.delivery import DeliveryResult, email_send_order_outcome
 from notifications.errors import EmailNotSent, InvalidMessage, UnknownEventType, UnknownOrder
 from notifications.events import order_outcome_parse
 from notifications.models import DeliveryStatus, EmailDelivery
-from notifications.services import DeliveryResult, email_send_order_outcome, outbox_record_order_outcome
 from notifications.tests.factories import UserFactory, final_order
 from notifications.tests.helpers import wait_until
 from orders.models import OrderStatus
+from orders.outcomes import order_outcome_record
 
 
 def event_of(final, **changes):
-    payload = outbox_record_order_outcome(order=final).payload
+    payload = order_outcome_record(order=final).payload
     payload.update(changes)
     return order_outcome_parse(json.dumps(payload).encode())
 
@@ -47,7 +48,7 @@ def test_parse_rejects_what_cannot_be_an_outcome_event(raw, error):
 
 @pytest.mark.django_db
 def test_parse_rejects_a_failure_without_reason():
-    payload = outbox_record_order_outcome(
+    payload = order_outcome_record(
         order=final_order(status=OrderStatus.FAILED, reason="gateway_error")
     ).payload
     payload["reason"] = None
@@ -59,7 +60,7 @@ def test_parse_rejects_a_failure_without_reason():
 @pytest.mark.django_db
 def test_parse_reads_what_the_outbox_writes():
     order = final_order(status=OrderStatus.FAILED, reason="gateway_error", language="vi")
-    recorded = outbox_record_order_outcome(order=order)
+    recorded = order_outcome_record(order=order)
 
     event = order_outcome_parse(json.dumps(recorded.payload).encode())
 
@@ -136,9 +137,7 @@ def test_unknown_language_falls_back_to_english():
 @pytest.mark.django_db
 def test_unknown_order_is_poison():
     order = final_order()
-    event = event_of(
-        order, order=dict(outbox_record_order_outcome(order=order).payload["order"], id=order.pk + 999)
-    )
+    event = event_of(order, order=dict(order_outcome_record(order=order).payload["order"], id=order.pk + 999))
 
     with pytest.raises(UnknownOrder) as caught:
         email_send_order_outcome(event=event)

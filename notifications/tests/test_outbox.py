@@ -9,15 +9,16 @@ import pytest
 from django.db import connection, transaction
 from django_celery_beat.models import PeriodicTask
 
-from notifications import services
-from notifications.errors import OrderNotFinal
+from notifications.delivery import outbox_event_resend
+from notifications.errors import EventNotFound
 from notifications.models import OutboxEvent
-from notifications.relay import relay
-from notifications.services import outbox_publish_pending, outbox_record_order_outcome
+from notifications.outbox import outbox_publish_pending, relay
 from notifications.tasks import PUBLISH_OUTBOX_TASK, publish_outbox
 from notifications.tests.factories import final_order
 from notifications.tests.helpers import read_topic, wait_until
+from orders.errors import OrderNotFinal, OrderNotFound
 from orders.models import OrderStatus
+from orders.outcomes import order_outcome_record, order_outcome_resend, order_outcomes_record
 from payments.models import PaymentStatus
 
 # --- recording ------------------------------------------------------------------------------------
@@ -27,7 +28,7 @@ from payments.models import PaymentStatus
 def test_success_event_has_the_contract_shape():
     order = final_order(status=OrderStatus.SUCCESS, language="vi")
 
-    event = outbox_record_order_outcome(order=order)
+    event = order_outcome_record(order=order)
 
     payload = event.payload
     assert set(payload) == {"event_id", "type", "occurred_at", "order", "user", "reason"}
@@ -54,10 +55,8 @@ def test_success_event_has_the_contract_shape():
 
 @pytest.mark.django_db
 def test_failure_event_carries_the_reason_in_the_shoppers_language():
-    english = outbox_record_order_outcome(
-        order=final_order(status=OrderStatus.FAILED, reason="payment_declined")
-    )
-    vietnamese = outbox_record_order_outcome(
+    english = order_outcome_record(order=final_order(status=OrderStatus.FAILED, reason="payment_declined"))
+    vietnamese = order_outcome_record(
         order=final_order(status=OrderStatus.FAILED, reason="payment_declined", language="vi")
     )
 
@@ -73,7 +72,7 @@ def test_refunded_late_capture_says_so_in_the_reason():
         status=OrderStatus.FAILED, reason="reservation_expired", payment_status=PaymentStatus.REFUNDED
     )
 
-    event = outbox_record_order_outcome(order=order)
+    event = order_outcome_record(order=order)
 
     assert event.payload["reason"]["code"] == "reservation_expired"
     assert "we refunded it in full" in event.payload["reason"]["message"]
@@ -84,7 +83,7 @@ def test_pending_order_has_no_outcome_to_record():
     order = final_order(status=OrderStatus.PENDING)
 
     with pytest.raises(OrderNotFinal) as caught:
-        outbox_record_order_outcome(order=order)
+        order_outcome_record(order=order)
 
     assert caught.value.code == "order_not_final"
     assert not OutboxEvent.objects.exists()
@@ -98,14 +97,14 @@ def test_rolled_back_outcome_leaves_no_event_and_wakes_no_relay(settings, monkey
     order = final_order(status=OrderStatus.SUCCESS)
 
     with pytest.raises(RuntimeError), transaction.atomic():
-        outbox_record_order_outcome(order=order)
+        order_outcome_record(order=order)
         raise RuntimeError("the checkout failed after recording")
 
     assert not OutboxEvent.objects.exists()
     assert woken == []
 
     with transaction.atomic():
-        outbox_record_order_outcome(order=order)
+        order_outcome_record(order=order)
         assert woken == []  # nothing leaves before the commit
     assert woken == [True]
 
@@ -120,7 +119,7 @@ def test_dead_broker_never_slows_the_committing_caller(settings):
 
     started = time.monotonic()
     with transaction.atomic():
-        outbox_record_order_outcome(order=order)
+        order_outcome_record(order=order)
     elapsed = time.monotonic() - started
 
     assert elapsed < 1.0  # the relay gives a dead broker 2 s, in its own thread
@@ -135,7 +134,7 @@ def test_dead_broker_never_slows_the_committing_caller(settings):
 @pytest.mark.django_db
 def test_nothing_is_published_without_a_broker(settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = ""
-    outbox_record_order_outcome(order=final_order())
+    order_outcome_record(order=final_order())
 
     assert outbox_publish_pending() == 0
     assert OutboxEvent.objects.get().published_at is None
@@ -145,7 +144,7 @@ def test_nothing_is_published_without_a_broker(settings):
 def test_unreachable_broker_leaves_the_rows_waiting(settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9"
     settings.KAFKA_PRODUCER_TIMEOUT_MS = 1000
-    outbox_record_order_outcome(order=final_order())
+    order_outcome_record(order=final_order())
 
     assert outbox_publish_pending() == 0
     assert OutboxEvent.objects.get().published_at is None
@@ -155,7 +154,7 @@ def test_unreachable_broker_leaves_the_rows_waiting(settings):
 def test_publish_sends_each_row_once_keyed_by_order(kafka_settings):
     kafka_settings.OUTBOX_PUBLISH_ON_COMMIT = False
     orders = [final_order(), final_order(status=OrderStatus.FAILED, reason="gateway_error")]
-    events = [outbox_record_order_outcome(order=order) for order in orders]
+    events = [order_outcome_record(order=order) for order in orders]
 
     assert outbox_publish_pending(batch_size=1) == 2
     assert outbox_publish_pending() == 0  # nothing left: published rows are not sent again
@@ -172,8 +171,8 @@ def test_publish_sends_each_row_once_keyed_by_order(kafka_settings):
 @pytest.mark.django_db(transaction=True)
 def test_publish_skips_rows_another_relay_holds(kafka_settings):
     kafka_settings.OUTBOX_PUBLISH_ON_COMMIT = False
-    held = outbox_record_order_outcome(order=final_order())
-    free = outbox_record_order_outcome(order=final_order())
+    held = order_outcome_record(order=final_order())
+    free = order_outcome_record(order=final_order())
     locked, release = threading.Event(), threading.Event()
 
     def other_relay():
@@ -202,7 +201,7 @@ def test_commit_wakes_the_relay_which_publishes(kafka_settings):
     order = final_order()
 
     with transaction.atomic():
-        event = outbox_record_order_outcome(order=order)
+        event = order_outcome_record(order=order)
 
     wait_until(lambda: OutboxEvent.objects.get(pk=event.pk).published_at is not None, message="published")
     (record,) = read_topic(kafka_settings.KAFKA_EMAIL_TOPIC, count=1)
@@ -221,7 +220,7 @@ def test_beat_schedule_exists_after_migrate():
 @pytest.mark.django_db
 def test_beat_task_runs_the_sweep(kafka_settings):
     kafka_settings.OUTBOX_PUBLISH_ON_COMMIT = False
-    outbox_record_order_outcome(order=final_order())
+    order_outcome_record(order=final_order())
 
     assert publish_outbox.delay().get() == 1
     assert OutboxEvent.objects.get().published_at is not None
@@ -231,10 +230,10 @@ def test_beat_task_runs_the_sweep(kafka_settings):
 def test_resend_of_an_order_requeues_its_latest_event(settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = ""
     order = final_order()
-    event = outbox_record_order_outcome(order=order)
+    event = order_outcome_record(order=order)
     OutboxEvent.objects.filter(pk=event.pk).update(published_at="2026-01-01T00:00:00Z")
 
-    again = services.email_resend_order_outcome(order_id=order.pk)
+    again = order_outcome_resend(order_id=order.pk)
 
     assert again.pk == event.pk
     again.refresh_from_db()
@@ -245,7 +244,7 @@ def test_resend_of_an_order_requeues_its_latest_event(settings):
 def test_resend_of_an_order_without_event_records_one():
     order = final_order(status=OrderStatus.FAILED, reason="cancelled_by_shopper")
 
-    event = services.email_resend_order_outcome(order_id=order.pk)
+    event = order_outcome_resend(order_id=order.pk)
 
     assert event.type == "order.failed"
     assert OutboxEvent.objects.filter(order=order).count() == 1
@@ -256,11 +255,11 @@ def test_resend_refuses_pending_and_unknown_orders():
     pending = final_order(status=OrderStatus.PENDING)
 
     with pytest.raises(OrderNotFinal):
-        services.email_resend_order_outcome(order_id=pending.pk)
-    with pytest.raises(services.OrderNotFound):
-        services.email_resend_order_outcome(order_id=pending.pk + 1000)
-    with pytest.raises(services.EventNotFound):
-        services.outbox_event_resend(event_id=uuid.uuid4())
+        order_outcome_resend(order_id=pending.pk)
+    with pytest.raises(OrderNotFound):
+        order_outcome_resend(order_id=pending.pk + 1000)
+    with pytest.raises(EventNotFound):
+        outbox_event_resend(event_id=uuid.uuid4())
 
 
 @pytest.mark.django_db
@@ -269,7 +268,7 @@ def test_outcomes_of_many_orders_are_recorded_set_based(django_assert_max_num_qu
     orders += [final_order(status=OrderStatus.FAILED, reason="reservation_expired") for _ in range(8)]
 
     with django_assert_max_num_queries(4):
-        events = services.outbox_record_order_outcomes(orders=orders)
+        events = order_outcomes_record(orders=orders)
 
     assert [event.order_id for event in events] == [order.pk for order in orders]
     assert OutboxEvent.objects.count() == 10
@@ -283,6 +282,6 @@ def test_outcomes_of_many_orders_are_recorded_set_based(django_assert_max_num_qu
 @pytest.mark.django_db
 def test_a_pending_order_in_a_batch_records_nothing():
     with pytest.raises(OrderNotFinal):
-        services.outbox_record_order_outcomes(orders=[final_order(), final_order(status=OrderStatus.PENDING)])
+        order_outcomes_record(orders=[final_order(), final_order(status=OrderStatus.PENDING)])
 
     assert not OutboxEvent.objects.exists()

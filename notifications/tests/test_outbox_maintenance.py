@@ -8,9 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from notifications import kafka_client
-from notifications.kafka_broker import BundledKafkaBroker, ensure_topics
+from notifications.kafka_broker import BundledKafkaBroker
+from notifications.kafka_client import ensure_topics
 from notifications.models import DeliveryStatus, EmailDelivery, OutboxEvent
-from notifications.services import outbox_purge, outbox_reconcile
+from notifications.outbox import outbox_purge, outbox_reconcile
 from notifications.tasks import MAINTAIN_OUTBOX_TASK
 from notifications.tests.factories import final_order
 from notifications.tests.helpers import publish_all, record_outcomes

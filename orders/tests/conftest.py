@@ -5,4 +5,4 @@ import pytest
 def no_paypal(monkeypatch):
     """For tests of the checkout core alone: placement does not go on to create a PayPal order.
     The PayPal path has its own integration tests through the real SDK and the simulator."""
-    monkeypatch.setattr("orders.api.views._payment_start", lambda order: None)
+    monkeypatch.setattr("checkout.services.checkout_payment_link", lambda order: None)

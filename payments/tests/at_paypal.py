@@ -4,7 +4,7 @@ what the shop recorded."""
 
 from decimal import Decimal
 
-from payments.services import payment_handle_webhook
+from payments.webhooks import payment_handle_webhook
 
 MONEY_TAKEN = {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}
 

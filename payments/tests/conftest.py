@@ -16,13 +16,13 @@ def outcomes(monkeypatch):
     import payments.services
 
     recorded = []
-    real = orders.services.outbox_record_order_outcome
+    real = orders.services.order_outcome_record
 
     def record(*, order):
         order.payment.refresh_from_db(fields=["status"])
         recorded.append((order.pk, order.status, order.payment.status))
         return real(order=order)
 
-    monkeypatch.setattr(orders.services, "outbox_record_order_outcome", record)
-    monkeypatch.setattr(payments.services, "outbox_record_order_outcome", record)
+    monkeypatch.setattr(orders.services, "order_outcome_record", record)
+    monkeypatch.setattr(payments.services, "order_outcome_record", record)
     return recorded

@@ -15,14 +15,9 @@ from orders.lock_objects import order_lock
 from orders.models import Order
 from orders.tests.invariants import assert_invariants
 from payments.errors import PaymentGatewayError, PaymentNotRefundable
+from payments.expiry import payment_expire_overdue, payment_settle_expired
 from payments.models import Payment
-from payments.services import (
-    payment_capture,
-    payment_expire_overdue,
-    payment_refund,
-    payment_settle_expired,
-    payment_start,
-)
+from payments.services import payment_capture, payment_refund, payment_start
 from payments.tests.factories import ProductFactory, UserFactory, available, expire, place_order, start_order
 
 

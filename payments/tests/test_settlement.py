@@ -14,13 +14,9 @@ from orders.models import Order
 from orders.services import order_cancel
 from orders.tests.invariants import assert_invariants
 from payments.errors import PaymentGatewayError, PaymentNotApproved
+from payments.expiry import payment_expire_overdue, payment_settle_expired
 from payments.models import Payment
-from payments.services import (
-    payment_capture,
-    payment_expire_overdue,
-    payment_refund,
-    payment_settle_expired,
-)
+from payments.services import payment_capture, payment_refund
 from payments.tests.at_paypal import capture_statuses, deliver_webhook, money_kept, paypal_payments
 from payments.tests.factories import ProductFactory, UserFactory, available, expire, start_order
 

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
+from checkout.services import checkout_place
 from inventory.models import ReservedStock
 from inventory.tests.factories import ProductFactory
 from orders.errors import OrderNotPending, OutOfStock
@@ -37,14 +38,9 @@ from orders.services import order_cancel
 from orders.tests.factories import UserFactory
 from orders.tests.invariants import assert_invariants
 from payments.errors import PaymentError
+from payments.expiry import payment_expire_overdue
 from payments.models import PaymentStatus
-from payments.services import (
-    checkout_place,
-    payment_capture,
-    payment_expire_overdue,
-    payment_refund,
-    payment_start,
-)
+from payments.services import payment_capture, payment_refund, payment_start
 from payments.simulator.client import SimulatorControlError
 from payments.simulator.state import CAPTURE_REFUSALS, WEBHOOK_EVENT_TYPES
 from payments.tests.at_paypal import MONEY_TAKEN, deliver_webhook, kept_of, money_kept, paypal_payments
@@ -325,7 +321,7 @@ def settled_settings(settings):
 @pytest.mark.django_db
 def test_every_order_settles_whatever_paypal_answers(paypal, settled_settings, monkeypatch):
     # Placement runs here, not on the pool's threads: they could not see this test's transaction.
-    monkeypatch.setattr("payments.services.run_in_pool", lambda fn, /, *args, **kwargs: fn(*args, **kwargs))
+    monkeypatch.setattr("checkout.services.run_in_pool", lambda fn, /, *args, **kwargs: fn(*args, **kwargs))
     run_state_machine_as_test(
         lambda: PayPalCheckout(paypal),
         settings=settings(

@@ -13,8 +13,9 @@ from orders.models import Order
 from orders.services import order_fail
 from orders.tests.invariants import assert_invariants
 from payments import gateway
+from payments.expiry import payment_expire_overdue
 from payments.models import Payment, WebhookEvent
-from payments.services import payment_capture, payment_expire_overdue
+from payments.services import payment_capture
 from payments.tests.factories import ProductFactory, UserFactory, available, expire, start_order
 
 # The shop answers the simulator from the live server's thread: it sees committed rows only.

@@ -15,7 +15,7 @@ def test_a_crash_in_an_api_view_answers_json_500(client_no_raise, user, monkeypa
     def crash(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("orders.api.views.order_list_for_user", crash)
+    monkeypatch.setattr("checkout.api.views.order_list_for_user", crash)
     client_no_raise.force_login(user)
     response = client_no_raise.get("/api/orders/")
     assert (response.status_code, response["Content-Type"]) == (500, "application/json")

@@ -55,7 +55,7 @@ checkout_db = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def fake_paypal(monkeypatch):
-    """Stands in for payments.services.payment_start: records the PayPal order on the payment."""
+    """Stands in for the checkout's payment_start: records the PayPal order on the payment."""
     from payments.models import Payment
 
     started = []
@@ -67,7 +67,7 @@ def fake_paypal(monkeypatch):
         )
         return Payment.objects.get(order_id=order_id)
 
-    monkeypatch.setattr("shop.views._start_payment", payment_start)
+    monkeypatch.setattr("checkout.services.payment_start", payment_start)
     return started
 
 
@@ -210,7 +210,7 @@ def test_busy_pool_asks_to_try_again(shopper_client, monkeypatch, fake_paypal):
     def busy(**kwargs):
         raise Busy()
 
-    monkeypatch.setattr("shop.views._place_order", busy)
+    monkeypatch.setattr("checkout.services.checkout_place", busy)
     mug = ProductFactory(on_hand=5)
     fill_cart(shopper_client, (mug, 1))
     response = shopper_client.post(
@@ -320,8 +320,8 @@ def test_there_is_a_favicon(client):
 
 
 def test_the_catalog_and_my_orders_are_paged(client, django_user_model):
+    from checkout.views import ORDERS_PAGE_SIZE
     from orders.services import order_place
-    from orders.views import ORDERS_PAGE_SIZE
     from shop.views import CATALOG_PAGE_SIZE
 
     for i in range(CATALOG_PAGE_SIZE + 1):

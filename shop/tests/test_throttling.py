@@ -24,7 +24,7 @@ def limits(settings):
 
 @pytest.fixture
 def no_paypal(monkeypatch):
-    monkeypatch.setattr("orders.api.views._payment_start", lambda order: None)
+    monkeypatch.setattr("checkout.services.checkout_payment_link", lambda order: None)
 
 
 def test_the_sixth_token_request_in_a_minute_is_throttled(limits, django_user_model):

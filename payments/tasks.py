@@ -1,8 +1,8 @@
 from celery import shared_task
 
-from payments.services import payment_expire_overdue
+from payments.expiry import payment_expire_overdue
 
-RELEASE_EXPIRED_TASK = "inventory.tasks.release_expired_reservations"
+RELEASE_EXPIRED_TASK = "payments.tasks.release_expired_reservations"
 
 
 @shared_task(name=RELEASE_EXPIRED_TASK, ignore_result=True)

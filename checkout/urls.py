@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import views
+from checkout import views
 
 urlpatterns = [
     path("", views.order_list, name="order-list"),

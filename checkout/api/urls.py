@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders.api import views
+from checkout.api import views
 
 urlpatterns = [
     path("orders/", views.OrderListCreateApi.as_view(), name="api-orders"),

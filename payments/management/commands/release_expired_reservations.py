@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from payments.services import payment_expire_overdue
+from payments.expiry import payment_expire_overdue
 
 
 class Command(BaseCommand):

@@ -14,8 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import ShopError
-from orders.errors import OrderNotFound
-from orders.models import FailureReason, Order, OrderStatus
+from orders.errors import OrderNotFound, OrderNotPending
+from orders.models import Order, OrderStatus
+from orders.reasons import reason_text
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel as cancel_order
 from payments.models import PaymentStatus
@@ -53,26 +54,7 @@ def _next_step(order: Order) -> str:
         return _("The payment was refunded to your PayPal account. You can place a new order at any time.")
     if order.status == OrderStatus.SUCCESS:
         return _("Thank you! Your payment was received and we are preparing your order.")
-    return {
-        FailureReason.PAYMENT_DECLINED: _(
-            "Nothing was charged. Try again with another payment method in PayPal."
-        ),
-        FailureReason.PAYMENT_CANCELLED: _(
-            "Nothing was charged and the items went back on sale. You can order them again."
-        ),
-        FailureReason.RESERVATION_EXPIRED: _(
-            "The payment was not completed in time, so nothing was charged and the items went back "
-            "on sale. You can order them again."
-        ),
-        FailureReason.GATEWAY_ERROR: _("Nothing was charged. Please try again in a few minutes."),
-        FailureReason.CANCELLED_BY_SHOPPER: _("Nothing was charged and the items went back on sale."),
-        FailureReason.CANCELLED_BY_STAFF: _(
-            "The shop cancelled this order. Nothing was charged; you can order the items again."
-        ),
-        FailureReason.AMOUNT_MISMATCH: _(
-            "The payment is being refunded to your PayPal account. You can place a new order at any time."
-        ),
-    }.get(order.failure_reason, _("Nothing was charged. You can place a new order at any time."))
+    return reason_text(order.failure_reason).next_page
 
 
 @login_required
@@ -127,7 +109,7 @@ def order_cancel(request, pk):
     try:
         cancel_order(user=request.user, order_id=order.pk)
     except ShopError as error:
-        if error.code == "order_not_pending":
+        if isinstance(error, OrderNotPending):
             messages.info(request, _("This order is no longer pending, so it cannot be cancelled."))
         else:
             messages.error(request, _("The order could not be cancelled. Please try again."))

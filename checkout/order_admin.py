@@ -30,10 +30,9 @@ from core.admin import (
 )
 from inventory.models import ReservedStock
 from notifications.admin import EmailDeliveryInline
-from notifications.emails import order_outcome_preview
 from notifications.models import EventType
-from notifications.services import email_resend_order_outcome
 from orders.models import Order, OrderLine, OrderStatus
+from orders.outcomes import order_outcome_preview, order_outcome_resend
 from orders.services import order_cancel_by_staff
 from payments.admin import refund_order_payment
 from payments.models import Payment, PaymentStatus
@@ -308,7 +307,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         def resend(row):
             if queryset.model.objects.filter(pk=row.pk, status=OrderStatus.PENDING).exists():
                 return skipped(gettext("still pending: no outcome email yet."))
-            email_resend_order_outcome(order_id=row.pk)
+            order_outcome_resend(order_id=row.pk)
             return done(gettext("the email will be sent again."))
 
         rows = [

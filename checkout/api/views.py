@@ -3,15 +3,15 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from checkout.api.serializers import OrderCreateInputSerializer, OrderOutputSerializer
+from checkout.services import checkout_order
 from core.pagination import PAGE_INVALID, PAGE_NOT_FOUND, PAGE_PARAMETERS, paginate
 from core.parsers import has_control_characters
 from core.schema import OutOfStockErrorSerializer, error_response
 from core.throttling import AnonThrottle, OrderPlacementThrottle, UserThrottle
-from orders.api.serializers import OrderCreateInputSerializer, OrderOutputSerializer
 from orders.errors import InvalidOrder
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_cancel
-from payments.services import checkout_place
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -41,14 +41,6 @@ def _idempotency_key(request) -> str | None:
             errors={"idempotency_key": ["Control characters are not allowed."]},
         )
     return key
-
-
-def _payment_start(order):
-    """Create the PayPal order for a freshly placed (or replayed) pending order."""
-    from payments.services import payment_start
-
-    if order.status == "PENDING" and not order.payment.provider_order_id:
-        payment_start(order_id=order.pk)
 
 
 class OrderListCreateApi(APIView):
@@ -94,14 +86,13 @@ class OrderListCreateApi(APIView):
         idempotency_key = _idempotency_key(request)
         serializer = OrderCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        order = checkout_place(
+        placed = checkout_order(
             user=request.user,
             lines=[dict(line) for line in serializer.validated_data["lines"]],
             idempotency_key=idempotency_key,
             language=getattr(request, "LANGUAGE_CODE", "en"),
         )
-        _payment_start(order)
-        order = order_get_for_user(user=request.user, order_id=order.pk)
+        order = order_get_for_user(user=request.user, order_id=placed.order.pk)
         return Response(OrderOutputSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
