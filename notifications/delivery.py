@@ -12,7 +12,7 @@ import smtplib
 import uuid
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from notifications import emails
@@ -56,22 +56,21 @@ def _smtp_failure(error: Exception) -> _SmtpFailure:
 
 
 def _delivery_for(event: OrderOutcomeEvent) -> EmailDelivery:
+    # The delivery record refers to its order (the order admin lists it): one that does not exist is
+    # poison. Asked through the relation, which needs no import of the orders app.
+    orders = EmailDelivery._meta.get_field("order").related_model.objects
+    if not orders.filter(pk=event.order_id).exists():
+        raise UnknownOrder(f"Order #{event.order_id} does not exist.", order_id=event.order_id)
     # The unique event_id makes this one row, however many consumers get the event at once.
-    try:
-        with transaction.atomic():
-            delivery, _created = EmailDelivery.objects.get_or_create(
-                event_id=event.event_id,
-                defaults={
-                    "order_id": event.order_id,
-                    "type": event.type,
-                    "recipient": event.recipient[:254],
-                    "language": event.language[:8],
-                },
-            )
-    except IntegrityError as error:  # the record refers to its order: one that does not exist is poison
-        if EmailDelivery.objects.filter(event_id=event.event_id).exists():
-            return _delivery_for(event)  # another consumer recorded it meanwhile
-        raise UnknownOrder(f"Order #{event.order_id} does not exist.", order_id=event.order_id) from error
+    delivery, _created = EmailDelivery.objects.get_or_create(
+        event_id=event.event_id,
+        defaults={
+            "order_id": event.order_id,
+            "type": event.type,
+            "recipient": event.recipient[:254],
+            "language": event.language[:8],
+        },
+    )
     if delivery.order_id != event.order_id:
         raise InvalidMessage(
             f"Event {event.event_id} was already delivered for order #{delivery.order_id}, "

@@ -23,13 +23,16 @@ from payments.services import payment_refund
 
 def refund_order_payment(order_id: int) -> RowOutcome:
     """The refund actions' work for one order: refund its captured payment, or say why not."""
-    payment = Payment.objects.filter(order_id=order_id).only("status").first()
+    payment = Payment.objects.filter(order_id=order_id).only("status", "refunded_amount").first()
     if payment is None or payment.status != PaymentStatus.SUCCESS:
         return skipped(gettext("no captured payment to refund."))
     refunded = payment_refund(order_id=order_id)
+    amount = refunded.refunded_amount - payment.refunded_amount  # what this refund moved, not another's
+    if amount <= 0:
+        return skipped(gettext("refunded already, nothing more to refund."))
     return done(
         gettext("%(amount)s %(currency)s refunded through PayPal.")
-        % {"amount": refunded.amount, "currency": refunded.currency}
+        % {"amount": amount, "currency": refunded.currency}
     )
 
 

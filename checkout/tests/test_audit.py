@@ -107,7 +107,13 @@ def corrupt_failed_holds(shop):
 
 
 def corrupt_failed_keeps_money(shop):
-    Payment.objects.filter(order=shop["failed"]).update(capture_id="CAP-LATE")
+    Payment.objects.filter(order=shop["failed"]).update(capture_id="CAP-LATE", status="SUCCESS")
+    return shop["failed"].pk
+
+
+def corrupt_reconciliation_stuck(shop):
+    Payment.objects.filter(order=shop["failed"]).update(capture_id="CAP-LATE", needs_reconciliation=True)
+    Order.objects.filter(pk=shop["failed"].pk).update(completed_at="2000-01-01T00:00:00Z")
     return shop["failed"].pk
 
 
@@ -144,6 +150,7 @@ def corrupt_pending_forever(shop):
         (corrupt_paid_without_capture, "paid_order_without_capture"),
         (corrupt_failed_holds, "final_order_holds_stock"),
         (corrupt_failed_keeps_money, "failed_order_keeps_money"),
+        (corrupt_reconciliation_stuck, "failed_order_keeps_money"),
     ],
 )
 def test_each_kind_of_drift_is_reported_with_its_ids(shop, corrupt, code):
@@ -187,3 +194,12 @@ def test_the_hourly_beat_task_is_registered_and_logs_each_drift(shop, caplog):
     latest = StockAudit.objects.first()
     assert latest.drift_count == 1 and latest.drifts[0]["ids"] == [shop["mug"].pk]
     assert latest.drifts[0]["count"] == 1
+
+
+def test_a_failed_order_being_reconciled_is_no_drift_yet(shop):
+    """A capture that landed after the order failed is refunded by the next sweeps: not a drift until
+    that has taken longer than the grace period (and a denied capture keeps its id: no money)."""
+    Payment.objects.filter(order=shop["failed"]).update(capture_id="CAP-LATE", needs_reconciliation=True)
+    assert audit_codes() == {}
+    Payment.objects.filter(order=shop["failed"]).update(needs_reconciliation=False)  # PayPal: denied
+    assert audit_codes() == {}

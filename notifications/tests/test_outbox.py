@@ -31,10 +31,22 @@ def test_success_event_has_the_contract_shape():
     event = order_outcome_record(order=order)
 
     payload = event.payload
-    assert set(payload) == {"event_id", "type", "occurred_at", "order", "user", "reason"}
+    # The contract's fields, and those of schema 2 (the version, refunded, the order's URL).
+    assert set(payload) == {
+        "schema_version",
+        "event_id",
+        "type",
+        "occurred_at",
+        "order",
+        "user",
+        "refunded",
+        "reason",
+    }
+    assert (payload["schema_version"], payload["refunded"]) == (2, False)
     assert payload["event_id"] == str(event.event_id)
     assert payload["type"] == event.type == "order.succeeded"
-    assert set(payload["order"]) == {"id", "transaction_id", "total", "currency", "lines"}
+    assert set(payload["order"]) == {"id", "transaction_id", "total", "currency", "url", "lines"}
+    assert payload["order"]["url"].endswith(f"/orders/{order.pk}/")
     assert payload["order"]["id"] == order.pk
     assert payload["order"]["transaction_id"] == str(order.transaction_id)
     assert payload["order"]["total"] == "55.00"
@@ -61,7 +73,14 @@ def test_failure_event_carries_the_reason_in_the_shoppers_language():
     )
 
     assert english.type == "order.failed"
-    assert english.payload["reason"] == {"code": "payment_declined", "message": "Your payment was declined."}
+    reason = english.payload["reason"]
+    assert (reason["code"], reason["message"], reason["happened"]) == (
+        "payment_declined",
+        "Your payment was declined.",
+        "Your payment was declined.",
+    )
+    assert reason["next_steps"].startswith("You can place the order again and pay with another card")
+    assert (reason["refund_note"], reason["not_charged_note"]) == ("", "Nothing was charged.")
     assert vietnamese.payload["reason"]["code"] == "payment_declined"
     assert vietnamese.payload["reason"]["message"] == "Thanh toán của bạn đã bị từ chối."
 

@@ -4,6 +4,7 @@ import re
 import types
 
 import pytest
+from django.db.models import F
 from django.test import Client
 
 from inventory.models import Stock
@@ -133,6 +134,7 @@ def test_refund_action_asks_first_then_refunds_captured_payments_only(staff_clie
 
     def payment_refund(*, order_id):
         refunded.append(order_id)
+        Payment.objects.filter(order_id=order_id).update(status="REFUNDED", refunded_amount=F("amount"))
         return Payment.objects.get(order_id=order_id)
 
     monkeypatch.setattr("payments.admin.payment_refund", payment_refund)
@@ -206,3 +208,16 @@ def test_resend_action_requeues_the_outcome_email(staff_client, orders):
     assert failed_event.published_at is None  # back in the outbox: the relay publishes it again
     assert OutboxEvent.objects.get(order=orders.paid).published_at is not None  # not selected
     assert not OutboxEvent.objects.filter(order=orders.pending).exists()
+
+
+def test_a_refund_that_another_click_already_made_is_not_reported_twice(staff_client, orders, monkeypatch):
+    def payment_refund(*, order_id):  # the other click won: nothing more is refunded by this one
+        return Payment.objects.get(order_id=order_id)
+
+    monkeypatch.setattr("payments.admin.payment_refund", payment_refund)
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "refund_payments", "_selected_action": [orders.paid.pk], "post": "yes"},
+        follow=True,
+    )
+    assert f"Order #{orders.paid.pk}: refunded already, nothing more to refund." in response.content.decode()

@@ -52,7 +52,7 @@ def test_a_rollback_counts_no_order(auth_client, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("the payment row could not be written")
 
-    monkeypatch.setattr(orders.services.Payment.objects, "create", broken)
+    monkeypatch.setattr(orders.services.OrderLine.objects, "bulk_create", broken)
     before = scrape(Client())
     response = auth_client.post(
         "/api/orders/", {"lines": [{"product": mug.pk, "quantity": 1}]}, format="json"
