@@ -1,0 +1,102 @@
+"""The bench harness (``make bench``, bench/) cannot rot: its SQL is run here against the test database.
+
+- the INSERTs written from the models fill every NOT NULL column, and say so when one cannot be;
+- the pgbench baseline of the placement row places real orders (pgbench itself, 2 clients), which
+  the stock audit finds consistent;
+- the sweep row, tiny: the set-based generator, ``order_expire_overdue`` and the one-statement SQL
+  baseline, whose end states must be equal (the same check the bench runs).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from django.db import models
+from django.utils import timezone
+
+from bench import placement, sweep
+from bench.dataset import orders_generate, products_create, users_create
+from bench.sqlgen import MissingColumn, columns_and_values, default_expression, insert_sql
+from checkout.audit import stock_audit_run
+from inventory.models import ReservedStock, Stock
+from orders.models import Order, OrderStatus
+from payments.models import Payment
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_inserts_fill_every_required_column_from_the_model():
+    columns, values = columns_and_values(
+        Payment, {"order": "1", "transaction_id": "gen_random_uuid()", "amount": "5", "currency": "'USD'"}
+    )
+    written = dict(zip(columns, values, strict=True))
+    assert written['"status"'] == "'PENDING'"  # the field's default
+    assert written['"provider_responses"'] == "'[]'::jsonb"  # default=list
+    assert written['"capture_id"'] == "''"  # a text column without a default
+    assert written['"created_at"'] == "now()"  # auto_now_add
+    assert '"provider_order_id"' not in written  # nullable: left NULL
+    assert '"id"' not in written  # the sequence's
+    with pytest.raises(MissingColumn, match="amount"):
+        insert_sql(Payment, {"order": "1", "transaction_id": "gen_random_uuid()"})
+
+
+def test_a_new_required_field_without_default_is_a_clear_error():
+    weight = models.IntegerField()
+    weight.set_attributes_from_name("weight")
+    with pytest.raises(MissingColumn, match=r"Payment\.weight is NOT NULL and has no default"):
+        default_expression(Payment, weight)
+    unknown = models.CharField(max_length=10, default=object)
+    unknown.set_attributes_from_name("kind")
+    with pytest.raises(MissingColumn, match="no SQL counterpart"):
+        default_expression(Payment, unknown)
+
+
+@pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not installed")
+def test_the_pgbench_baseline_places_consistent_orders():
+    users = users_create(prefix="pgbench", count=5)
+    (product,) = products_create(prefix="PGB", count=1, on_hand=20)
+    tps, processed = placement.pgbench_run(product_id=product, user_ids=users, clients=2, per_client=6)
+    assert processed == 12 and tps > 0
+    orders = Order.objects.filter(lines__product_id=product)
+    assert orders.count() == 12
+    assert set(orders.values_list("status", flat=True)) == {OrderStatus.PENDING}
+    assert Payment.objects.filter(order__in=orders, status="PENDING").count() == 12
+    assert ReservedStock.objects.filter(product_id=product).count() == 12
+    assert Stock.objects.get(pk=product).reserved == 12
+    assert stock_audit_run() == []
+
+
+def test_the_pgbench_baseline_never_oversells():
+    users = users_create(prefix="pgbench", count=3)
+    (product,) = products_create(prefix="PGB", count=1, on_hand=4)
+    with pytest.raises(placement.BaselineFailed, match="processed 4 of 6"):
+        placement.pgbench_run(product_id=product, user_ids=users, clients=1, per_client=6)
+    assert Stock.objects.get(pk=product).reserved == 4
+    assert stock_audit_run() == []
+
+
+def test_generated_orders_are_consistent():
+    users = users_create(prefix="gen", count=3)
+    products = products_create(prefix="GEN", count=3, on_hand=100)
+    pending = orders_generate(count=10, live=2, product_ids=products, user_ids=users)
+    failed = orders_generate(
+        count=4, product_ids=products, user_ids=users, status="FAILED", failure_reasons=["payment_declined"]
+    )
+    assert len(pending) == 12 and len(failed) == 4
+    assert Order.objects.filter(pk__in=pending, reserved_until__lt=timezone.now()).count() == 10
+    assert set(Order.objects.filter(pk__in=failed).values_list("status", "failure_reason")) == {
+        ("FAILED", "payment_declined")
+    }
+    assert not ReservedStock.objects.filter(order_id__in=failed).exists()
+    assert stock_audit_run() == []
+
+
+def test_the_sweep_row_tiny():
+    ours, baseline, state, differences = sweep.measure(orders=40, products=4, shoppers=5)
+    assert differences == []
+    assert state["orders by status"] == {("FAILED", "reservation_expired"): 40, ("PENDING", ""): 4}
+    assert state["outbox rows per order"] == {1: 40, 0: 4}
+    assert state["holds left"] > 0  # the live orders' holds
+    assert ours > 0 and baseline > 0
+    assert stock_audit_run() == []
