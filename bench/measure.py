@@ -51,6 +51,8 @@ class Goal:
     at_most: float | None = None
 
     def met_by(self, ratio: float) -> bool:
+        if self.at_least is None and self.at_most is None:
+            return True  # no ratio asked for: the row's extra conditions decide
         if math.isnan(ratio):
             return False
         if self.at_least is not None and ratio < self.at_least:
