@@ -112,12 +112,13 @@ def result_lines(result: Result) -> list[str]:
 
 def summary_lines(results: list[Result]) -> list[str]:
     """The table of the issue, one line per row."""
-    header = f"{'row':<4} {'ours':>16} {'baseline':>16} {'ratio':>8}  {'goal':<28} met?"
+    goal_width = max([len("goal"), *(len(result.goal.text) for result in results)])
+    header = f"{'row':<4} {'ours':>16} {'baseline':>16} {'ratio':>8}  {'goal':<{goal_width}}  met?"
     lines = [header, "-" * len(header)]
     for result in results:
         lines.append(
             f"{result.row:<4} {fmt(result.ours, result.unit):>16} {fmt(result.baseline, result.unit):>16} "
-            f"{fmt(result.ratio):>8}  {result.goal.text:<28} {'yes' if result.met else 'NO'}"
+            f"{fmt(result.ratio):>8}  {result.goal.text:<{goal_width}}  {'yes' if result.met else 'NO'}"
         )
     return lines
 
