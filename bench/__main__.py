@@ -56,7 +56,7 @@ def rows_from(only: list[str] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: about a minute in all")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a minute or two in all")
     parser.add_argument("--only", action="append", metavar="ROW", help="run only this row (1-5 or its name)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and say where")
     args = parser.parse_args(argv)
