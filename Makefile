@@ -46,8 +46,9 @@ lock: install
 	$(BIN)/uv pip compile requirements.txt --generate-hashes --universal --python-version 3.11 \
 		--custom-compile-command "make lock" --quiet -o requirements.lock
 
+## bench: issue 15's table, ours / baseline / ratio / goal, on a throw-away database (make bench ARGS=--quick).
 bench: install services
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

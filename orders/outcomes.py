@@ -57,7 +57,8 @@ def _order_url(order_id: int) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("order-detail", kwargs={"pk": order_id})
 
 
-def _reason(code: str, *, language: str, refunded: bool) -> dict:
+def reason_payload(code: str, *, language: str, refunded: bool) -> dict:
+    """The message's ``reason``: what happened and what to do next, in ``language``."""
     text = reason_text(code)
     with translation.override(language):
         happened = str(text.happened)
@@ -85,7 +86,7 @@ def order_outcome_payload(
     event_type = event_type_for(order)
     reason = None
     if event_type == EventType.ORDER_FAILED:
-        reason = _reason(order.failure_reason, language=order.language, refunded=refunded)
+        reason = reason_payload(order.failure_reason, language=order.language, refunded=refunded)
     return {
         "schema_version": SCHEMA_VERSION,
         "event_id": str(event_id),
