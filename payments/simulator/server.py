@@ -43,6 +43,7 @@ Nothing here imports Django.
 from __future__ import annotations
 
 import html
+import io
 import json
 import logging
 import re
@@ -90,6 +91,9 @@ def deliver_webhook(url: str, body: bytes, headers: dict[str, str]) -> dict:
 class SimulatorRequestHandler(BaseHTTPRequestHandler):
     server_version = "PayPalSimulator/1.0"
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY on each accepted socket (socketserver's switch): nothing the simulator writes waits
+    # for the client's ACK of what it wrote before.
+    disable_nagle_algorithm = True
     server: SimulatorHTTPServer
 
     @property
@@ -166,25 +170,33 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
 
     def _write(self, answer: Answer) -> None:
         payload = b"" if answer.body is None else json.dumps(answer.body).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         if isinstance(answer.body, dict) and answer.body.get("debug_id"):
-            self.send_header("Paypal-Debug-Id", answer.body["debug_id"])
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+            headers.append(("Paypal-Debug-Id", answer.body["debug_id"]))
+        self._send(answer.status, [*headers, *answer.headers.items()], payload)
 
     def _write_html(self, status: int, content: str, location: str = "") -> None:
         payload = content.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(payload)))]
         if location:
-            self.send_header("Location", location)
-        self.end_headers()
-        self.wfile.write(payload)
+            headers.append(("Location", location))
+        self._send(status, headers, payload)
+
+    def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        """Status line, headers and body in one write, so in one send: written in two (the headers on
+        ``end_headers()``, then the body), the body waited behind Nagle's algorithm for the client's
+        delayed ACK of the headers, ~40 ms on every answer."""
+        socket_writer, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+            answer = self.wfile.getvalue()
+        finally:
+            self.wfile = socket_writer
+        self.wfile.write(answer)
 
     # --- PayPal's API ---------------------------------------------------------------------------
 
