@@ -163,21 +163,45 @@ def payment_start(*, order_id: int, order: Order | None = None) -> Payment:
             status_code=error.status_code,
             debug_id=error.debug_id,
         ) from error
-    order.payment = _payment_record_created(order_id=order.pk, created=created)
+    order.payment = _payment_record_created(payment=order.payment, created=created)
     return order.payment
 
 
+def _payment_record_created(*, payment: Payment, created: gateway.PayPalOrder) -> Payment:
+    """Record the PayPal order on ``payment``, as the caller read it (it has none yet).
+
+    Nothing writes a payment without a PayPal order but a failure of its order, so it is usually still
+    what the caller read: then one UPDATE, conditional on exactly that, records it (no lock, no
+    transaction of its own). If anything changed it meanwhile, it is recorded as every other payment
+    write is, under the order's row lock, on the payment as it is now.
+    """
+    entry = _audit("create", response=created.raw)
+    if payment.status == PaymentStatus.PENDING:
+        fields = {
+            "provider_order_id": created.id,
+            "approval_url": created.approval_url,
+            "provider_responses": [*payment.provider_responses, entry],
+            "updated_at": timezone.now(),
+        }
+        unchanged = Payment.objects.filter(
+            pk=payment.pk,
+            provider_order_id__isnull=True,
+            status=PaymentStatus.PENDING,
+            provider_responses=payment.provider_responses,
+        )
+        if unchanged.update(**fields):
+            for name, value in fields.items():
+                setattr(payment, name, value)
+            return payment
+    return _payment_record_created_locked(order_id=payment.order_id, entry=entry, created=created)
+
+
 @transaction.atomic
-def _payment_record_created(*, order_id: int, created: gateway.PayPalOrder) -> Payment:
+def _payment_record_created_locked(*, order_id: int, entry: dict, created: gateway.PayPalOrder) -> Payment:
     order = _lock(order_id)
     payment = order.payment
     if not payment.provider_order_id:
-        _payment_note(
-            payment,
-            _audit("create", response=created.raw),
-            provider_order_id=created.id,
-            approval_url=created.approval_url,
-        )
+        _payment_note(payment, entry, provider_order_id=created.id, approval_url=created.approval_url)
     return payment
 
 
