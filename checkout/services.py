@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from core.errors import ShopError
 from orders.errors import OutOfStock
 from orders.models import Order, OrderStatus
+from orders.selectors import order_lines_load
 from orders.services import order_place
 from orders.worker_pool import run_in_pool
 from payments.errors import PaymentError, PaymentGatewayError
@@ -30,7 +31,7 @@ PLACEMENT_SETTLE_LIMIT = 10
 
 @dataclass(frozen=True)
 class Checkout:
-    order: Order
+    order: Order  # as placed, with its payment and lines: the answer needs no more reading
     approval_url: str | None  # where the shopper pays at PayPal; None once the order is not pending
 
 
@@ -41,6 +42,7 @@ def checkout_order(*, user, lines, idempotency_key: str | None = None, language:
     PayPal could not be reached: the order has then failed (``gateway_error``) and its stock is back.
     """
     order = checkout_place(user=user, lines=lines, idempotency_key=idempotency_key, language=language)
+    order_lines_load(order=order)  # once, for the PayPal order and for the caller's answer
     return Checkout(order=order, approval_url=checkout_payment_link(order=order))
 
 
@@ -51,7 +53,7 @@ def checkout_payment_link(*, order: Order) -> str | None:
         return None
     payment = order.payment
     if not (payment.provider_order_id and payment.approval_url):
-        payment = payment_start(order_id=order.pk)
+        payment = payment_start(order_id=order.pk, order=order)
     if not payment.approval_url:
         raise ShopError()
     return payment.approval_url

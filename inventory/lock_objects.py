@@ -3,6 +3,8 @@ transactions locking overlapping products queue up instead of deadlocking."""
 
 from collections.abc import Iterable
 
+from django.db.models import QuerySet
+
 from inventory.models import Stock
 
 
@@ -25,3 +27,12 @@ def stock_lock_available(*, product_ids: Iterable[int]) -> dict[int, Stock]:
         return {}
     rows = Stock.objects.select_for_update(skip_locked=True).filter(pk__in=ids).order_by("pk")
     return {stock.pk: stock for stock in rows}
+
+
+def stock_locking_subquery(*, product_ids: Iterable[int]) -> QuerySet:
+    """The primary keys of these stock rows, locked in primary-key order when a statement that uses
+    them as a subquery runs (``filter(pk__in=...)``): for a single ``UPDATE`` that must lock several
+    rows in the one order every lock helper uses. An ``UPDATE`` alone locks its rows in whatever order
+    its plan visits them, and two of those could deadlock."""
+    ids = sorted(set(product_ids))
+    return Stock.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk")

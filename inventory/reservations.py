@@ -1,8 +1,9 @@
 """Holds on stock (``ReservedStock``) and the stock counters they move.
 
-Every function here expects its caller's transaction to hold the locks of the stock rows it
-touches (``inventory.lock_objects``) and works set-based: one UPDATE for all products, one
-INSERT or DELETE for all holds, whatever their number.
+Every function here works set-based: one UPDATE for all products, one INSERT or DELETE for all holds,
+whatever their number. ``holds_create`` takes the stock rows' locks itself, with its conditional
+UPDATE; every other function expects its caller's transaction to hold the locks of the stock rows it
+touches (``inventory.lock_objects``).
 """
 
 from collections.abc import Iterable
@@ -10,6 +11,7 @@ from datetime import datetime
 
 from django.db.models import Case, F, IntegerField, Sum, Value, When
 
+from inventory.lock_objects import stock_locking_subquery
 from inventory.models import ReservedStock, Stock, StockMovement, StockMovementReason
 
 
@@ -38,13 +40,25 @@ def held_product_ids(*, order_ids: Iterable[int]) -> set[int]:
     )
 
 
-def holds_create(*, order, quantities: dict[int, int], expires_at: datetime) -> None:
-    """Hold ``quantities`` (product id to units) for ``order`` until ``expires_at``."""
-    Stock.objects.filter(pk__in=list(quantities)).update(reserved=F("reserved") + _per_product(quantities))
+def holds_create(*, order, quantities: dict[int, int], expires_at: datetime) -> bool:
+    """Hold ``quantities`` (product id to units) for ``order`` until ``expires_at``: write the holds,
+    then reserve every product's units with one conditional UPDATE (``on_hand - reserved >= units``),
+    which locks the stock rows in primary-key order and keeps them locked until the caller's
+    transaction ends. Call it last in that transaction, so that nothing else runs while the rows are
+    locked.
+
+    True when every product had the units. False when some had not: some rows may have been
+    reserved and the holds are written, so the caller must roll its transaction back (raise).
+    """
     ReservedStock.objects.bulk_create(
         ReservedStock(order=order, product_id=product_id, quantity=quantity, expires_at=expires_at)
-        for product_id, quantity in quantities.items()
+        for product_id, quantity in sorted(quantities.items())
     )
+    per_product = _per_product(quantities)
+    reserved = Stock.objects.filter(
+        pk__in=stock_locking_subquery(product_ids=quantities), on_hand__gte=F("reserved") + per_product
+    ).update(reserved=F("reserved") + per_product)
+    return reserved == len(quantities)
 
 
 def holds_release(*, order_ids: Iterable[int]) -> dict[int, int]:

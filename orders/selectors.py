@@ -1,4 +1,4 @@
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from orders.errors import OrderNotFound
 from orders.models import Order, OrderLine
@@ -26,3 +26,12 @@ def order_get_for_idempotency_key(*, user, idempotency_key: str) -> Order | None
     if not idempotency_key:
         return None
     return order_list_for_user(user=user).filter(idempotency_key=idempotency_key).first()
+
+
+def order_lines_load(*, order: Order) -> None:
+    """Load the lines of ``order`` (each with its product) in their order, in one query, unless they
+    are loaded already: ``order.lines.all()`` then reads no more, for PayPal's order and for the API's
+    answer alike."""
+    prefetch_related_objects(
+        [order], Prefetch("lines", queryset=OrderLine.objects.select_related("product").order_by("id"))
+    )

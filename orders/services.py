@@ -142,12 +142,47 @@ def order_place(*, user, lines, idempotency_key: str | None = None, language: st
     return placed
 
 
-@transaction.atomic
+class _StockTaken(Exception):
+    """A placement's conditional reservation found a product short that the read before it had
+    found available: another placement took the units in between. Raised to roll back everything the
+    attempt wrote."""
+
+
 def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutOfStock:
+    try:
+        return _order_place_attempt(
+            user=user, quantities=quantities, idempotency_key=idempotency_key, language=language
+        )
+    except _StockTaken:
+        # Nothing of the first attempt is left: decide again with the stock rows locked first.
+        return _order_place_attempt(
+            user=user,
+            quantities=quantities,
+            idempotency_key=idempotency_key,
+            language=language,
+            lock_first=True,
+        )
+
+
+@transaction.atomic
+def _order_place_attempt(
+    *, user, quantities, idempotency_key, language, lock_first: bool = False
+) -> Order | OutOfStock:
+    """One placement transaction. It locks the stock rows last: it writes the order, its lines, its
+    payment and its holds, and only then reserves the units with one conditional UPDATE, right before
+    COMMIT, so that a hot product's row is held for that statement and the commit only.
+
+    When the stock read without a lock (or the reservation of a first attempt: ``lock_first``) says
+    some product is short, it locks the stock rows first instead, to release expired holds that keep
+    them short; still short, it answers ``OutOfStock`` (returned, not raised, so that the holds
+    released stay released), having written nothing.
+    """
     now = timezone.now()
     currency = settings.SHOP_CURRENCY
     _check_pending_cap(user=user, now=now)
-    products = Product.objects.filter(pk__in=list(quantities), is_active=True).in_bulk()
+    products = (
+        Product.objects.filter(pk__in=list(quantities), is_active=True).select_related("stock").in_bulk()
+    )
     unknown = sorted(set(quantities) - set(products))
     if unknown:
         raise UnknownProducts(errors={"lines": {"unknown_products": unknown}})
@@ -157,19 +192,19 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
             f"Some products are not sold in {currency}.", errors={"lines": {"wrong_currency": wrong_currency}}
         )
 
-    stocks = stock_lock(product_ids=quantities)
-    short = _short_items(quantities, stocks)
-    expired_with_provider: list[int] = []
-    if short:
-        released, expired_with_provider = _release_expired_holds(
-            product_ids=[item["product"] for item in short], locked=stocks, now=now
-        )
-        if released:
-            stocks = stock_lock(product_ids=quantities)  # already ours; read the counters again
-            short = _short_items(quantities, stocks)
-    if short:
-        # Returned, not raised, so that expired holds released above stay released.
-        return OutOfStock(items=short, expired_with_provider=expired_with_provider)
+    if lock_first or _short_items(quantities, {pk: _stock_of(product) for pk, product in products.items()}):
+        stocks = stock_lock(product_ids=quantities)
+        short = _short_items(quantities, stocks)
+        expired_with_provider: list[int] = []
+        if short:
+            released, expired_with_provider = _release_expired_holds(
+                product_ids=[item["product"] for item in short], locked=stocks, now=now
+            )
+            if released:
+                stocks = stock_lock(product_ids=quantities)  # already ours; read the counters again
+                short = _short_items(quantities, stocks)
+        if short:
+            return OutOfStock(items=short, expired_with_provider=expired_with_provider)
 
     total = sum((products[pk].price * quantity for pk, quantity in quantities.items()), Decimal("0.00"))
     order = Order.objects.create(
@@ -190,10 +225,19 @@ def _order_place(*, user, quantities, idempotency_key, language) -> Order | OutO
         )
         for pk, quantity in sorted(quantities.items())
     )
-    holds_create(order=order, quantities=quantities, expires_at=order.reserved_until)
     payment_book().opened(order=order)
-    orders_count_on_commit(outcome=PLACED)
+    orders_count_on_commit(outcome=PLACED)  # runs only once committed
+    # Last: from here to COMMIT the stock rows are locked.
+    if not holds_create(order=order, quantities=quantities, expires_at=order.reserved_until):
+        raise _StockTaken()
     return order
+
+
+def _stock_of(product: Product) -> Stock | None:
+    try:
+        return product.stock
+    except Stock.DoesNotExist:
+        return None
 
 
 def _check_pending_cap(*, user, now: datetime) -> None:

@@ -38,6 +38,7 @@ from django.utils import timezone
 from orders.lock_objects import order_lock
 from orders.models import FailureReason, Order, OrderStatus
 from orders.outcomes import order_outcome_record
+from orders.selectors import order_lines_load
 from orders.services import order_complete, order_fail
 from payments import gateway
 from payments.errors import (
@@ -105,27 +106,32 @@ def _grace_over(order: Order, now: datetime) -> bool:
 # --- Start ---------------------------------------------------------------------------------------------
 
 
-def payment_start(*, order_id: int) -> Payment:
+def payment_start(*, order_id: int, order: Order | None = None) -> Payment:
     """Create the PayPal order of a freshly placed PENDING order; answers its payment, with
     ``approval_url`` set. Called again it returns the same payment (and PayPal the same order).
+
+    ``order``: the order (with its payment) as the caller holds it, e.g. as placement answered it,
+    so that it is not read again; its payment then becomes the one answered.
 
     Amount and items come from the order's own lines and total. If PayPal cannot be reached (or
     refuses the order), the order fails with ``gateway_error``, its stock returns, and
     ``PaymentGatewayError`` is raised.
     """
-    try:
-        order = Order.objects.select_related("payment").get(pk=order_id)
-    except Order.DoesNotExist as error:
-        raise PaymentNotFound("No such order.") from error
+    if order is None:
+        try:
+            order = Order.objects.select_related("payment").get(pk=order_id)
+        except Order.DoesNotExist as error:
+            raise PaymentNotFound("No such order.") from error
     payment = order.payment
     if payment.provider_order_id or order.status != OrderStatus.PENDING:
         return payment
 
+    order_lines_load(order=order)
     lines = [
         gateway.PurchaseLine(
             name=line.product_name, sku=line.product.sku, quantity=line.quantity, unit_price=line.unit_price
         )
-        for line in order.lines.select_related("product").order_by("id")
+        for line in order.lines.all()
     ]
     try:
         created = gateway.paypal_order_create(
@@ -157,20 +163,45 @@ def payment_start(*, order_id: int) -> Payment:
             status_code=error.status_code,
             debug_id=error.debug_id,
         ) from error
-    return _payment_record_created(order_id=order.pk, created=created)
+    order.payment = _payment_record_created(payment=order.payment, created=created)
+    return order.payment
+
+
+def _payment_record_created(*, payment: Payment, created: gateway.PayPalOrder) -> Payment:
+    """Record the PayPal order on ``payment``, as the caller read it (it has none yet).
+
+    Nothing writes a payment without a PayPal order but a failure of its order, so it is usually still
+    what the caller read: then one UPDATE, conditional on exactly that, records it (no lock, no
+    transaction of its own). If anything changed it meanwhile, it is recorded as every other payment
+    write is, under the order's row lock, on the payment as it is now.
+    """
+    entry = _audit("create", response=created.raw)
+    if payment.status == PaymentStatus.PENDING:
+        fields = {
+            "provider_order_id": created.id,
+            "approval_url": created.approval_url,
+            "provider_responses": [*payment.provider_responses, entry],
+            "updated_at": timezone.now(),
+        }
+        unchanged = Payment.objects.filter(
+            pk=payment.pk,
+            provider_order_id__isnull=True,
+            status=PaymentStatus.PENDING,
+            provider_responses=payment.provider_responses,
+        )
+        if unchanged.update(**fields):
+            for name, value in fields.items():
+                setattr(payment, name, value)
+            return payment
+    return _payment_record_created_locked(order_id=payment.order_id, entry=entry, created=created)
 
 
 @transaction.atomic
-def _payment_record_created(*, order_id: int, created: gateway.PayPalOrder) -> Payment:
+def _payment_record_created_locked(*, order_id: int, entry: dict, created: gateway.PayPalOrder) -> Payment:
     order = _lock(order_id)
     payment = order.payment
     if not payment.provider_order_id:
-        _payment_note(
-            payment,
-            _audit("create", response=created.raw),
-            provider_order_id=created.id,
-            approval_url=created.approval_url,
-        )
+        _payment_note(payment, entry, provider_order_id=created.id, approval_url=created.approval_url)
     return payment
 
 

@@ -92,8 +92,7 @@ class OrderListCreateApi(APIView):
             idempotency_key=idempotency_key,
             language=getattr(request, "LANGUAGE_CODE", "en"),
         )
-        order = order_get_for_user(user=request.user, order_id=placed.order.pk)
-        return Response(OrderOutputSerializer(order).data, status=status.HTTP_201_CREATED)
+        return Response(OrderOutputSerializer(placed.order).data, status=status.HTTP_201_CREATED)
 
 
 class OrderDetailApi(APIView):

@@ -5,7 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, connections
 
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
@@ -86,36 +86,73 @@ def test_two_concurrent_requests_with_one_idempotency_key_make_one_order():
     assert Stock.objects.get(pk=product.pk).reserved == 2
 
 
-def test_the_stock_lock_is_what_prevents_overselling(monkeypatch):
-    """Without the row lock the race is decided by luck and the CHECK constraint: the test above
-    (every refusal a clean out_of_stock) fails without the lock."""
-    import inventory.lock_objects
+def _reserving_all_at_once(monkeypatch, count, reserve):
+    """Make ``count`` placements reach their reservation together: each has read the stock (without a
+    lock) and written its order before any of them reserves, the widest window a busy database gives."""
     import orders.services
 
-    def no_lock(*, product_ids):
-        return {s.pk: s for s in Stock.objects.filter(pk__in=list(product_ids))}
+    gate = threading.Barrier(count)
 
-    monkeypatch.setattr(orders.services, "stock_lock", no_lock)
+    def at_the_gate(**kwargs):
+        gate.wait(timeout=30)
+        return reserve(**kwargs)
+
+    monkeypatch.setattr(orders.services, "holds_create", at_the_gate)
+
+
+def test_placements_that_read_the_same_stock_reserve_no_more_than_there_is(monkeypatch):
+    """Twenty placements read "3 available" and write their orders; the conditional reservation
+    lets three through, and the others are refused cleanly (out_of_stock) with nothing written."""
+    from inventory.reservations import holds_create
+
+    _reserving_all_at_once(monkeypatch, 20, holds_create)
     product = ProductFactory(on_hand=3)
     users = [UserFactory() for _ in range(20)]
-    gate = threading.Barrier(20)
 
-    def place(i):
-        # Widen the window between the read and the write, as a busy database would.
-        with transaction.atomic():
-            no_lock(product_ids=[product.pk])
-        gate.wait(timeout=30)
-        return order_place(user=users[i], lines=[{"product": product.pk, "quantity": 1}])
+    results = run_concurrently(
+        20, lambda i: order_place(user=users[i], lines=[{"product": product.pk, "quantity": 1}])
+    )
 
-    results = run_concurrently(20, place)
+    placed = [r for r in results if isinstance(r, Order)]
+    refused = [r for r in results if isinstance(r, OutOfStock)]
+    assert (len(placed), len(refused)) == (3, 17), [
+        r for r in results if not isinstance(r, (Order, OutOfStock))
+    ]
+    assert all(r.data["items"] == [{"product": product.pk, "requested": 1, "available": 0}] for r in refused)
+    assert Stock.objects.get(pk=product.pk).reserved == 3
+    assert Order.objects.count() == 3
+    assert_invariants({product.pk: 3})
+
+
+def test_the_conditional_reservation_is_what_prevents_overselling(monkeypatch):
+    """The same race with the condition (``on_hand - reserved >= units``) left out of the reservation:
+    every placement went ahead on what it had read, none got the clean out-of-stock answer, and only
+    the database CHECK (reserved <= on_hand) stopped the counter, as errors. The test above fails so."""
+    from django.db.models import F
+
+    from inventory.models import ReservedStock
+
+    def unconditional(*, order, quantities, expires_at):
+        for product_id, quantity in quantities.items():
+            ReservedStock.objects.create(
+                order=order, product_id=product_id, quantity=quantity, expires_at=expires_at
+            )
+            Stock.objects.filter(pk=product_id).update(reserved=F("reserved") + quantity)
+        return True
+
+    _reserving_all_at_once(monkeypatch, 20, unconditional)
+    product = ProductFactory(on_hand=3)
+    users = [UserFactory() for _ in range(20)]
+
+    results = run_concurrently(
+        20, lambda i: order_place(user=users[i], lines=[{"product": product.pk, "quantity": 1}])
+    )
+
     placed = [r for r in results if isinstance(r, Order)]
     refused = [r for r in results if isinstance(r, OutOfStock)]
     crashed = [r for r in results if isinstance(r, IntegrityError)]
-    # Every thread read "3 available" and went ahead: none got the clean out-of-stock answer, and
-    # only the database CHECK (reserved <= on_hand) stopped the counter, as errors.
     assert refused == []
-    assert len(crashed) == 20 - len(placed) > 0
-    assert Stock.objects.get(pk=product.pk).reserved <= 3
-    assert inventory.lock_objects.stock_lock is not no_lock
+    assert (len(placed), len(crashed)) == (3, 17)
+    assert Stock.objects.get(pk=product.pk).reserved == 3
     for alias in connections:
         connections[alias].close()

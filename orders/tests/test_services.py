@@ -323,3 +323,19 @@ def test_stock_rows_are_locked_in_ascending_primary_key_order():
     for statement in sql:
         assert "FOR UPDATE" in statement
         assert 'ORDER BY "inventory_stock"."product_id" ASC' in statement, statement
+
+
+def test_the_reservation_locks_the_stock_rows_in_ascending_primary_key_order(user):
+    """Placement reserves with one conditional UPDATE for all its products, last in its transaction:
+    the rows it updates are locked by its subquery in ascending primary key, as every lock helper does."""
+    ids = sorted(ProductFactory(on_hand=1).pk for _ in range(3))
+    with CaptureQueriesContext(connection) as queries:
+        order_place(user=user, lines=[{"product": pk, "quantity": 1} for pk in reversed(ids)])
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    (reserve,) = [sql for sql in statements if sql.startswith('UPDATE "inventory_stock"')]
+    assert "ORDER BY 1 ASC FOR UPDATE" in reserve, reserve
+    assert '"on_hand" >=' in reserve, reserve  # conditional: never more than there is
+    # The last statement before the transaction (a savepoint under the test's transaction) ends.
+    assert statements[-2:] == [reserve, statements[-1]] and statements[-1].startswith("RELEASE SAVEPOINT")
+    assert not any("FOR UPDATE" in sql for sql in statements if sql != reserve and "inventory_stock" in sql)

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from orders.lock_objects import order_lock
 from orders.models import Order
+from orders.services import order_cancel
 from orders.tests.invariants import assert_invariants
 from payments.errors import PaymentGatewayError, PaymentNotRefundable
 from payments.expiry import payment_expire_overdue, payment_settle_expired
@@ -488,3 +489,29 @@ def test_return_again_after_a_held_capture_was_released(paypal, logged_in, shopp
     logged_in.get(back)  # the capture answer is replayed (still PENDING); the order is read afresh
     assert refreshed(order).status == "SUCCESS"
     assert paypal.order(order.payment.provider_order_id)["capture_calls"] == 1
+
+
+def test_a_payment_changed_while_its_paypal_order_was_made_keeps_both_records(paypal, shopper, mug):
+    """payment_start records the PayPal order with one UPDATE conditional on the payment being as it
+    read it; when something wrote the payment meanwhile (here a note), it records under the order's
+    lock on the payment as it is now: nothing written by either is lost."""
+    order = Order.objects.select_related("payment").get(pk=place_order(user=shopper, lines=[(mug, 1)]).pk)
+    Payment.objects.filter(order=order).update(provider_responses=[{"operation": "meanwhile"}])
+
+    payment = payment_start(order_id=order.pk, order=order)
+
+    stored = Payment.objects.get(order=order)
+    assert stored.provider_order_id and stored.provider_order_id == payment.provider_order_id
+    assert stored.approval_url == payment.approval_url
+    assert [entry["operation"] for entry in stored.provider_responses] == ["meanwhile", "create"]
+
+
+def test_an_order_failed_while_its_paypal_order_was_made_still_records_it(paypal, shopper, mug):
+    order = Order.objects.select_related("payment").get(pk=place_order(user=shopper, lines=[(mug, 1)]).pk)
+    order_cancel(user=shopper, order_id=order.pk)  # after payment_start read the order, before it records
+
+    payment_start(order_id=order.pk, order=order)
+
+    stored = Payment.objects.get(order=order)
+    assert stored.status == "FAILED" and stored.provider_order_id
+    assert [entry["operation"] for entry in stored.provider_responses] == ["create"]

@@ -60,7 +60,7 @@ def fake_paypal(monkeypatch):
 
     started = []
 
-    def payment_start(*, order_id):
+    def payment_start(*, order_id, order=None):
         started.append(order_id)
         Payment.objects.filter(order_id=order_id).update(
             provider_order_id=f"PP-{order_id}", approval_url=f"http://paypal.test/approve/PP-{order_id}"
