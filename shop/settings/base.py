@@ -7,6 +7,7 @@ that runs the shop on one machine with nothing else installed.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from core import heartbeat, logs
 
@@ -15,6 +16,15 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def env_int_at_least(name: str, *, minimum: int, default: int) -> int:
+    """A whole-number variable that makes no sense below ``minimum``: refused at start-up, by name."""
+    value = env.int(name, default=default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least {minimum}, not {value}.")
+    return value
+
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-only-do-not-use-in-production")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -214,6 +224,9 @@ PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=10.0)
 # How long after its hold expired an order whose PayPal order cannot be read (PayPal unreachable)
 # stays PENDING before the expiry sweep fails it anyway; a capture that lands later is refunded.
 PAYPAL_SETTLE_GRACE_SECONDS = env.int("PAYPAL_SETTLE_GRACE_SECONDS", default=3600)
+# How many expired orders with a PayPal order the expiry sweep settles at once (one thread and one
+# database connection each, for the length of the sweep): each waits on a PayPal round trip.
+PAYPAL_SETTLE_CONCURRENCY = env_int_at_least("PAYPAL_SETTLE_CONCURRENCY", minimum=1, default=8)
 
 # --- Kafka and email ---------------------------------------------------------------------------
 # Unset means "the local runner starts the bundled broker and sets it"; nothing is published until then.
