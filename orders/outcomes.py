@@ -22,6 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -94,7 +95,10 @@ def order_outcome_payload(
         event_id=event_id,
         occurred_at=occurred_at,
         url=_order_url(order.pk),
-        lines=order.lines.all() if lines is None else lines,
+        lines=[
+            _line(line.product_id, line.product_name, line.quantity, line.unit_price)
+            for line in (order.lines.all() if lines is None else lines)
+        ],
         email=order.user.email if email is None else email,
         refunded=refunded,
         reason=reason,
@@ -113,20 +117,21 @@ def _payload(*, order, event_type, event_id, occurred_at, url, lines, email, ref
             "total": f"{order.total:.2f}",
             "currency": order.currency,
             "url": url,
-            "lines": [
-                {
-                    "product": line.product_id,
-                    "name": line.product_name,
-                    "quantity": line.quantity,
-                    "unit_price": f"{line.unit_price:.2f}",
-                    "total": f"{line.line_total:.2f}",
-                }
-                for line in lines
-            ],
+            "lines": lines,
         },
         "user": {"id": order.user_id, "email": email, "language": order.language},
         "refunded": refunded,
         "reason": reason,
+    }
+
+
+def _line(product_id: int, name: str, quantity: int, unit_price: Decimal) -> dict:
+    return {
+        "product": product_id,
+        "name": name,
+        "quantity": quantity,
+        "unit_price": f"{unit_price:.2f}",
+        "total": f"{unit_price * quantity:.2f}",  # OrderLine.line_total
     }
 
 
@@ -155,9 +160,13 @@ def order_outcomes_record(*, orders: list[Order]) -> list[OutboxEvent]:
         return []
     types = [event_type_for(order) for order in orders]  # OrderNotFinal for a pending order
     order_ids = [order.pk for order in orders]
-    lines: dict[int, list[OrderLine]] = defaultdict(list)
-    for line in OrderLine.objects.filter(order_id__in=order_ids).order_by("order_id", "id"):
-        lines[line.order_id].append(line)
+    lines: dict[int, list[dict]] = defaultdict(list)
+    for order_id, *line in (
+        OrderLine.objects.filter(order_id__in=order_ids)
+        .order_by("order_id", "id")
+        .values_list("order_id", "product_id", "product_name", "quantity", "unit_price")
+    ):
+        lines[order_id].append(_line(*line))
     emails = dict(
         get_user_model().objects.filter(pk__in={order.user_id for order in orders}).values_list("pk", "email")
     )
