@@ -18,9 +18,8 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 
-def env_int_at_least(name: str, *, minimum: int, default: int) -> int:
-    """A whole-number variable that makes no sense below ``minimum``: refused at start-up, by name."""
-    value = env.int(name, default=default)
+def at_least(minimum: int, name: str, value: int) -> int:
+    """``value`` of the variable ``name``, which makes no sense below ``minimum``: refused at start-up."""
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be a whole number of at least {minimum}, not {value}.")
     return value
@@ -197,7 +196,9 @@ ORDER_MAX_QUANTITY_PER_LINE = env.int("ORDER_MAX_QUANTITY_PER_LINE", default=100
 ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 # Unpaid orders (with a live hold) one shopper may have at once; past it: 429 too_many_pending_orders.
 ORDER_MAX_PENDING_PER_USER = env.int("ORDER_MAX_PENDING_PER_USER", default=3)
-RESERVATION_SWEEP_BATCH_SIZE = env.int("RESERVATION_SWEEP_BATCH_SIZE", default=500)
+RESERVATION_SWEEP_BATCH_SIZE = at_least(
+    1, "RESERVATION_SWEEP_BATCH_SIZE", env.int("RESERVATION_SWEEP_BATCH_SIZE", default=500)
+)
 
 # --- PayPal ------------------------------------------------------------------------------------
 PAYPAL_MODE = env("PAYPAL_MODE", default="simulator")
@@ -226,7 +227,9 @@ PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=10.0)
 PAYPAL_SETTLE_GRACE_SECONDS = env.int("PAYPAL_SETTLE_GRACE_SECONDS", default=3600)
 # How many expired orders with a PayPal order the expiry sweep settles at once (one thread and one
 # database connection each, for the length of the sweep): each waits on a PayPal round trip.
-PAYPAL_SETTLE_CONCURRENCY = env_int_at_least("PAYPAL_SETTLE_CONCURRENCY", minimum=1, default=8)
+PAYPAL_SETTLE_CONCURRENCY = at_least(
+    1, "PAYPAL_SETTLE_CONCURRENCY", env.int("PAYPAL_SETTLE_CONCURRENCY", default=8)
+)
 
 # --- Kafka and email ---------------------------------------------------------------------------
 # Unset means "the local runner starts the bundled broker and sets it"; nothing is published until then.
