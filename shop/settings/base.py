@@ -197,7 +197,7 @@ ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 # Unpaid orders (with a live hold) one shopper may have at once; past it: 429 too_many_pending_orders.
 ORDER_MAX_PENDING_PER_USER = env.int("ORDER_MAX_PENDING_PER_USER", default=3)
 RESERVATION_SWEEP_BATCH_SIZE = at_least(
-    1, "RESERVATION_SWEEP_BATCH_SIZE", env.int("RESERVATION_SWEEP_BATCH_SIZE", default=500)
+    1, "RESERVATION_SWEEP_BATCH_SIZE", env.int("RESERVATION_SWEEP_BATCH_SIZE", default=2000)
 )
 
 # --- PayPal ------------------------------------------------------------------------------------
