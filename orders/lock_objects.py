@@ -28,14 +28,18 @@ def order_lock(*, order_id: int, skip_locked: bool = False) -> Order | None:
         raise
 
 
-def orders_lock_expired(*, now: datetime, limit: int, ids=None, exclude=frozenset()) -> list[Order]:
-    """Lock up to ``limit`` pending orders whose hold has expired, skipping those locked elsewhere
-    (a capture in flight holds its order's row)."""
+def orders_lock_expired(*, now: datetime, limit: int, ids=None, after: int | None = None) -> list[Order]:
+    """Lock up to ``limit`` pending orders whose hold has expired, in primary-key order, skipping those
+    locked elsewhere (a capture in flight holds its order's row).
+
+    ``after``: only orders with a greater primary key (key-set paging: a sweep passes the last id of
+    its previous batch, so each batch's query stays the same size however many batches came before).
+    """
     queryset = Order.objects.filter(status=OrderStatus.PENDING, reserved_until__lte=now)
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
-    if exclude:
-        queryset = queryset.exclude(pk__in=list(exclude))
+    if after is not None:
+        queryset = queryset.filter(pk__gt=after)
     return list(
         queryset.select_for_update(skip_locked=True, of=("self",))
         .select_related("payment")

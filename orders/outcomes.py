@@ -20,7 +20,9 @@ import copy
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -87,6 +89,23 @@ def order_outcome_payload(
     reason = None
     if event_type == EventType.ORDER_FAILED:
         reason = reason_payload(order.failure_reason, language=order.language, refunded=refunded)
+    return _payload(
+        order=order,
+        event_type=event_type,
+        event_id=event_id,
+        occurred_at=occurred_at,
+        url=_order_url(order.pk),
+        lines=[
+            _line(line.product_id, line.product_name, line.quantity, line.unit_price)
+            for line in (order.lines.all() if lines is None else lines)
+        ],
+        email=order.user.email if email is None else email,
+        refunded=refunded,
+        reason=reason,
+    )
+
+
+def _payload(*, order, event_type, event_id, occurred_at, url, lines, email, refunded, reason) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "event_id": str(event_id),
@@ -97,26 +116,30 @@ def order_outcome_payload(
             "transaction_id": str(order.transaction_id),
             "total": f"{order.total:.2f}",
             "currency": order.currency,
-            "url": _order_url(order.pk),
-            "lines": [
-                {
-                    "product": line.product_id,
-                    "name": line.product_name,
-                    "quantity": line.quantity,
-                    "unit_price": f"{line.unit_price:.2f}",
-                    "total": f"{line.line_total:.2f}",
-                }
-                for line in (order.lines.all() if lines is None else lines)
-            ],
+            "url": url,
+            "lines": lines,
         },
-        "user": {
-            "id": order.user_id,
-            "email": order.user.email if email is None else email,
-            "language": order.language,
-        },
+        "user": {"id": order.user_id, "email": email, "language": order.language},
         "refunded": refunded,
         "reason": reason,
     }
+
+
+def _line(product_id: int, name: str, quantity: int, unit_price: Decimal) -> dict:
+    return {
+        "product": product_id,
+        "name": name,
+        "quantity": quantity,
+        "unit_price": f"{unit_price:.2f}",
+        "total": f"{unit_price * quantity:.2f}",  # OrderLine.line_total
+    }
+
+
+def _order_urls() -> Callable[[int], str]:
+    """``_order_url`` for many orders: the URL resolved once (an order's differs only by its id)."""
+    marker = 987654321987654321
+    head, _, tail = _order_url(marker).rpartition(str(marker))
+    return lambda order_id: f"{head}{order_id}{tail}"
 
 
 def _refunded(order_ids: list[int]) -> set[int]:
@@ -137,24 +160,40 @@ def order_outcomes_record(*, orders: list[Order]) -> list[OutboxEvent]:
         return []
     types = [event_type_for(order) for order in orders]  # OrderNotFinal for a pending order
     order_ids = [order.pk for order in orders]
-    lines: dict[int, list[OrderLine]] = defaultdict(list)
-    for line in OrderLine.objects.filter(order_id__in=order_ids).order_by("order_id", "id"):
-        lines[line.order_id].append(line)
+    lines: dict[int, list[dict]] = defaultdict(list)
+    for order_id, *line in (
+        OrderLine.objects.filter(order_id__in=order_ids)
+        .order_by("order_id", "id")
+        .values_list("order_id", "product_id", "product_name", "quantity", "unit_price")
+    ):
+        lines[order_id].append(_line(*line))
     emails = dict(
         get_user_model().objects.filter(pk__in={order.user_id for order in orders}).values_list("pk", "email")
     )
     refunded = _refunded(order_ids)
     now = timezone.now()
+    url = _order_urls()
+    reasons: dict[tuple[str, str, bool], dict] = {}  # the same few texts for the whole batch
     events = []
     for order, event_type in zip(orders, types, strict=True):
         event_id = uuid.uuid4()
-        payload = order_outcome_payload(
+        order_refunded = order.pk in refunded
+        reason = None
+        if event_type == EventType.ORDER_FAILED:
+            key = (order.failure_reason, order.language, order_refunded)
+            if key not in reasons:
+                reasons[key] = reason_payload(key[0], language=key[1], refunded=key[2])
+            reason = dict(reasons[key])
+        payload = _payload(
             order=order,
+            event_type=event_type,
             event_id=event_id,
             occurred_at=now,
-            refunded=order.pk in refunded,
+            url=url(order.pk),
             lines=lines[order.pk],
             email=emails.get(order.user_id, ""),
+            refunded=order_refunded,
+            reason=reason,
         )
         events.append(
             NewEvent(

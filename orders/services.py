@@ -400,13 +400,15 @@ def order_cancel_by_staff(*, order_id: int) -> Order:
 # --- Expiring ------------------------------------------------------------------------------------
 
 
-def _orders_expire(orders: list[Order], *, now: datetime) -> None:
-    """Fail these locked pending orders (``reservation_expired``), set-based.
+def _orders_expire(orders: list[Order], *, now: datetime, lock_stock: bool = False) -> None:
+    """Fail these locked pending orders (``reservation_expired``), set-based: a few statements
+    whatever their number, one outbox insert for all their outcome events.
 
-    The caller holds the locks of the orders and of the stock rows they hold.
+    The caller holds the locks of the orders, and of the stock rows they hold unless ``lock_stock``:
+    then those are locked here, last, right before the holds are released, so that a placement of
+    a product these orders held waits for no more than that statement and the commit.
     """
     ids = [order.pk for order in orders]
-    holds_release(order_ids=ids)
     Order.objects.filter(pk__in=ids).update(
         status=OrderStatus.FAILED,
         failure_reason=FailureReason.RESERVATION_EXPIRED,
@@ -419,6 +421,9 @@ def _orders_expire(orders: list[Order], *, now: datetime) -> None:
         order.failure_reason = FailureReason.RESERVATION_EXPIRED
         order.completed_at = now
     order_outcomes_record(orders=orders)
+    if lock_stock:
+        stock_lock(product_ids=held_product_ids(order_ids=ids))
+    holds_release(order_ids=ids)
     orders_count_on_commit(outcome=FAILED, reason=FailureReason.RESERVATION_EXPIRED, count=len(orders))
 
 
@@ -432,35 +437,38 @@ class ExpirySweep:
 
 
 @transaction.atomic
-def _orders_expire_batch(*, now: datetime, limit: int, exclude: set[int]) -> tuple[list[Order], list[int]]:
-    orders = orders_lock_expired(now=now, limit=limit, exclude=exclude)
+def _orders_expire_batch(*, now: datetime, limit: int, after: int | None) -> tuple[list[Order], list[int]]:
+    orders = orders_lock_expired(now=now, limit=limit, after=after)
     plain = [order for order in orders if not order.payment.provider_order_id]
     if plain:
-        stock_lock(product_ids=held_product_ids(order_ids=[order.pk for order in plain]))
-        _orders_expire(plain, now=now)
+        _orders_expire(plain, now=now, lock_stock=True)
     return orders, [order.pk for order in orders if order.payment.provider_order_id]
 
 
 def order_expire_overdue(*, now: datetime | None = None, batch_size: int | None = None) -> ExpirySweep:
     """Release every expired hold of an order without a PayPal order; list those with one.
 
-    Orders are taken in batches with SKIP LOCKED, so a capture in flight (it holds its order's row)
-    is never waited on nor undone. An order with no PayPal order is failed set-based within its
-    batch. One with a PayPal order may have been approved or paid meanwhile: it is only listed in
-    ``with_provider``, for ``payments.services.payment_expire_overdue`` (the beat task) to settle
-    with PayPal, one by one, outside any stock lock.
+    Orders are taken in primary-key order, in batches of one transaction each, with SKIP LOCKED, so
+    a capture in flight (it holds its order's row) is never waited on nor undone: this sweep passes
+    it by, and the next one looks again if it is still pending. Each batch starts after the last
+    order of the one before (key-set paging), so every batch costs the same. An order with no PayPal
+    order is failed set-based within its batch. One with a PayPal order may have been approved or
+    paid meanwhile: it is only listed in ``with_provider``, for
+    ``payments.expiry.payment_expire_overdue`` (the beat task) to settle with PayPal, outside any
+    stock lock.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.RESERVATION_SWEEP_BATCH_SIZE
     sweep = ExpirySweep()
-    seen: set[int] = set()
+    last: int | None = None
     while True:
-        orders, with_provider = _orders_expire_batch(now=now, limit=batch_size, exclude=seen)
+        orders, with_provider = _orders_expire_batch(now=now, limit=batch_size, after=last)
         if not orders:
             break
         sweep.batches += 1
-        seen.update(order.pk for order in orders)
-        sweep.released.extend(order.pk for order in orders if order.pk not in with_provider)
+        last = orders[-1].pk
+        provider = set(with_provider)
+        sweep.released.extend(order.pk for order in orders if order.pk not in provider)
         sweep.with_provider.extend(with_provider)
         if len(orders) < batch_size:
             break

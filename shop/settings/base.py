@@ -7,6 +7,7 @@ that runs the shop on one machine with nothing else installed.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from core import heartbeat, logs
 
@@ -15,6 +16,14 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def at_least(minimum: int, name: str, value: int) -> int:
+    """``value`` of the variable ``name``, which makes no sense below ``minimum``: refused at start-up."""
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least {minimum}, not {value}.")
+    return value
+
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-local-only-do-not-use-in-production")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -187,7 +196,9 @@ ORDER_MAX_QUANTITY_PER_LINE = env.int("ORDER_MAX_QUANTITY_PER_LINE", default=100
 ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 # Unpaid orders (with a live hold) one shopper may have at once; past it: 429 too_many_pending_orders.
 ORDER_MAX_PENDING_PER_USER = env.int("ORDER_MAX_PENDING_PER_USER", default=3)
-RESERVATION_SWEEP_BATCH_SIZE = env.int("RESERVATION_SWEEP_BATCH_SIZE", default=500)
+RESERVATION_SWEEP_BATCH_SIZE = at_least(
+    1, "RESERVATION_SWEEP_BATCH_SIZE", env.int("RESERVATION_SWEEP_BATCH_SIZE", default=2000)
+)
 
 # --- PayPal ------------------------------------------------------------------------------------
 PAYPAL_MODE = env("PAYPAL_MODE", default="simulator")
@@ -214,6 +225,11 @@ PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=10.0)
 # How long after its hold expired an order whose PayPal order cannot be read (PayPal unreachable)
 # stays PENDING before the expiry sweep fails it anyway; a capture that lands later is refunded.
 PAYPAL_SETTLE_GRACE_SECONDS = env.int("PAYPAL_SETTLE_GRACE_SECONDS", default=3600)
+# How many expired orders with a PayPal order the expiry sweep settles at once (one thread and one
+# database connection each, for the length of the sweep): each waits on a PayPal round trip.
+PAYPAL_SETTLE_CONCURRENCY = at_least(
+    1, "PAYPAL_SETTLE_CONCURRENCY", env.int("PAYPAL_SETTLE_CONCURRENCY", default=8)
+)
 
 # --- Kafka and email ---------------------------------------------------------------------------
 # Unset means "the local runner starts the bundled broker and sets it"; nothing is published until then.

@@ -235,3 +235,30 @@ def test_non_production_settings_import(module):
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/shop"} if module.endswith("test") else {}
     result = run_settings(module, env)
     assert result.returncode == 0, result.stderr
+
+
+SETTLE_CONCURRENCY_PROBE = """
+import django
+from django.conf import settings
+django.setup()
+print(settings.PAYPAL_SETTLE_CONCURRENCY)
+"""
+
+
+def test_paypal_settle_concurrency_is_read_with_a_default_of_8():
+    assert run_settings("shop.settings.local", {}, code=SETTLE_CONCURRENCY_PROBE).stdout.strip() == "8"
+    result = run_settings(
+        "shop.settings.local", {"PAYPAL_SETTLE_CONCURRENCY": "3"}, code=SETTLE_CONCURRENCY_PROBE
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_paypal_settle_concurrency_below_one_refuses_to_start(value):
+    result = run_settings(
+        "shop.settings.local", {"PAYPAL_SETTLE_CONCURRENCY": value}, code=SETTLE_CONCURRENCY_PROBE
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"PAYPAL_SETTLE_CONCURRENCY must be a whole number of at least 1, not {value}" in result.stderr
