@@ -1,12 +1,17 @@
 """The email consumer loop behind ``manage.py run_email_consumer``.
 
-At-least-once: a message's offset is committed (offset + 1) only after it was handled: emailed,
-found already emailed (de-duplicated by event id in ``EmailDelivery``), or dead-lettered. A message
-that cannot be handled yet (mail server down, a refusal with tries left, the database away) is
-not skipped: its partition is rewound to it and left alone for a backoff, while the other partitions
-go on, and it is tried again. The consumer keeps polling meanwhile, so it stays in its group however
-long the backoff lasts. (Not with ``KafkaConsumer.pause()``: in kafka-python 3.0.12 a partition
-paused with fetched records buffered is never fetched again after ``resume()``.)
+Messages are polled in batches (up to ``batch_size``) and handled one after the other, each in one
+database transaction, their emails sent over one kept SMTP connection (``delivery.Mailer``).
+At-least-once: once the batch is done, the offsets of the messages handled are committed in one
+request, and only those: emailed, found already emailed (de-duplicated by event id in
+``EmailDelivery``), or dead-lettered. A message that cannot be handled yet (mail server down, a
+refusal with tries left, the database away) is not skipped: its partition is rewound to it (the
+messages after it in the batch are left for later too) and left alone for a backoff, while the
+other partitions go on, and it is tried again. The consumer keeps polling meanwhile, so it stays
+in its group however long the backoff lasts. (Not with ``KafkaConsumer.pause()``: in
+kafka-python 3.0.12 a partition paused with fetched records buffered is never fetched again after
+``resume()``.) A stop request ends the batch after the message in hand: what was handled is
+committed, the rest comes again.
 
 Poison messages (not JSON, not an outcome event, an unknown type or order) and emails the server
 refused for good (5xx, or 4xx ``EMAIL_MAX_ATTEMPTS`` times) go to ``KAFKA_EMAIL_DLQ_TOPIC`` with their
