@@ -1,12 +1,17 @@
 """The email consumer loop behind ``manage.py run_email_consumer``.
 
-At-least-once: a message's offset is committed (offset + 1) only after it was handled: emailed,
-found already emailed (de-duplicated by event id in ``EmailDelivery``), or dead-lettered. A message
-that cannot be handled yet (mail server down, a refusal with tries left, the database away) is
-not skipped: its partition is rewound to it and left alone for a backoff, while the other partitions
-go on, and it is tried again. The consumer keeps polling meanwhile, so it stays in its group however
-long the backoff lasts. (Not with ``KafkaConsumer.pause()``: in kafka-python 3.0.12 a partition
-paused with fetched records buffered is never fetched again after ``resume()``.)
+Messages are polled in batches (up to ``batch_size``) and handled one after the other, each in one
+database transaction, their emails sent over one kept SMTP connection (``delivery.Mailer``).
+At-least-once: once the batch is done, the offsets of the messages handled are committed in one
+request, and only those: emailed, found already emailed (de-duplicated by event id in
+``EmailDelivery``), or dead-lettered. A message that cannot be handled yet (mail server down, a
+refusal with tries left, the database away) is not skipped: its partition is rewound to it (the
+messages after it in the batch are left for later too) and left alone for a backoff, while the
+other partitions go on, and it is tried again. The consumer keeps polling meanwhile, so it stays
+in its group however long the backoff lasts. (Not with ``KafkaConsumer.pause()``: in
+kafka-python 3.0.12 a partition paused with fetched records buffered is never fetched again after
+``resume()``.) A stop request ends the batch after the message in hand: what was handled is
+committed, the rest comes again.
 
 Poison messages (not JSON, not an outcome event, an unknown type or order) and emails the server
 refused for good (5xx, or 4xx ``EMAIL_MAX_ATTEMPTS`` times) go to ``KAFKA_EMAIL_DLQ_TOPIC`` with their
@@ -40,7 +45,7 @@ from core.heartbeat import Heartbeat
 from core.logs import request_id_bound, request_id_is_valid
 from notifications import kafka_client
 from notifications.consumer_metrics import CONSUMER_LAG, EMAIL_MESSAGES, EMAIL_SEND_SECONDS
-from notifications.delivery import email_send_order_outcome
+from notifications.delivery import Mailer, email_send_order_outcome
 from notifications.errors import EmailNotSent, EmailUndeliverable, NotificationError, PoisonMessage
 from notifications.events import REQUEST_ID_HEADER, order_outcome_parse
 
@@ -49,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ConsumerStats:
-    handled: int = 0  # committed: sent + duplicates + skipped + dead_lettered
+    handled: int = 0  # sent + duplicates + skipped + dead_lettered (committed at the end of their batch)
     sent: int = 0
     duplicates: int = 0
     skipped: int = 0
@@ -64,6 +69,10 @@ _OUTCOME_LABELS = {
     "skipped": "skipped",
     "dead_lettered": "dead_lettered",
 }
+
+
+def _offsets_text(offsets: dict) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}:{meta.offset}" for tp, meta in sorted(offsets.items()))
 
 
 def _request_id(record) -> str | None:
@@ -87,6 +96,7 @@ class EmailConsumer:
         idle_timeout: float | None = None,
         stop_event: threading.Event | None = None,
         poll_timeout_ms: int = 200,
+        batch_size: int = 100,
         client_id: str = "shop-email-sender",
         heartbeat: Heartbeat | None = None,
     ):
@@ -95,15 +105,18 @@ class EmailConsumer:
         self.idle_timeout = idle_timeout
         self.stop_event = stop_event or threading.Event()
         self.poll_timeout_ms = poll_timeout_ms
+        self.batch_size = batch_size  # records per poll, at most
         self.client_id = client_id
         self.heartbeat = heartbeat  # touched on every turn of the loop: the process's liveness
         self.stats = ConsumerStats()
+        self.mailer = Mailer()  # one SMTP connection, kept open across emails
         self.assignment: frozenset = frozenset()  # the partitions this member holds now
         self._retry_at: dict = {}  # partition in backoff -> monotonic time to try its message again
         self._failures: dict = {}  # partition -> failed tries of its current message (for the backoff)
 
     def stop(self) -> None:
-        """Finish the current message, commit it, and leave (safe from signal handlers and threads)."""
+        """Finish the current message, commit what was handled, and leave (safe from signal handlers
+        and threads)."""
         self.stop_event.set()
 
     def run(self) -> ConsumerStats:
@@ -119,38 +132,73 @@ class EmailConsumer:
         )
         last_activity = time.monotonic()
         try:
-            while not self.stop_event.is_set():
+            while not self.stop_event.is_set() and not self._enough():
                 if self.heartbeat is not None:
                     self.heartbeat.beat()
-                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
+                records = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.batch_size)
                 reassigned = self._track_assignment(consumer)
                 self._measure_lag(consumer)
                 if reassigned or not kafka_client.consumer_is_stable(consumer):
                     last_activity = time.monotonic()  # joining or rebalancing is not being idle
-                handled = False
-                for partition, batch in records.items():
-                    for record in batch:
-                        last_activity = time.monotonic()
-                        if self._backing_off(consumer, partition, record):
-                            continue
-                        handled = True
-                        with request_id_bound(_request_id(record)):
-                            self._handle(consumer, partition, record)
-                if records and not handled:
-                    # Only partitions in backoff had data: wait a little rather than fetch it in a loop.
-                    self.stop_event.wait(self._until_next_retry())
-                if self.max_messages is not None and self.stats.handled >= self.max_messages:
-                    break
+                if records:
+                    last_activity = time.monotonic()
+                    if not self._handle_batch(consumer, records):
+                        # Only partitions in backoff had data: wait a little rather than fetch it in a loop.
+                        self.stop_event.wait(self._until_next_retry())
+                    last_activity = time.monotonic()
                 idle_for = time.monotonic() - last_activity
                 if self.idle_timeout is not None and not self._retry_at and idle_for >= self.idle_timeout:
                     logger.info("email consumer idle for %.1f s: stopping", idle_for)
                     break
         finally:
+            self.mailer.close()
             consumer.close(autocommit=False)
             if self.heartbeat is not None:
                 self.heartbeat.stop()
         logger.info("email consumer stopped: %s", self.stats)
         return self.stats
+
+    def _enough(self) -> bool:
+        return self.max_messages is not None and self.stats.handled >= self.max_messages
+
+    def _handle_batch(self, consumer, records: dict) -> bool:
+        """Handle the polled records partition by partition, in order, then commit the offsets of
+        those handled; answer whether any was tried (not all in backoff).
+
+        A partition stops at its first record that is in backoff or cannot be handled yet: it was
+        rewound to that record, so the ones after it are fetched again too. A stop request (or
+        ``max_messages``) ends the batch after the message in hand; what was not handled is not
+        committed, and comes again to whoever holds its partition next.
+        """
+        if not connection.in_atomic_block:
+            close_old_connections()  # a long-running process: drop a connection the database closed
+        offsets, tried = {}, False
+        try:
+            for partition, batch in records.items():
+                for record in batch:
+                    if self.stop_event.is_set() or self._enough():
+                        return tried
+                    if self._backing_off(consumer, partition, record):
+                        break
+                    tried = True
+                    if self.heartbeat is not None:
+                        self.heartbeat.beat()
+                    with request_id_bound(_request_id(record)):
+                        if not self._handle(consumer, partition, record):
+                            break
+                    offsets[partition] = kafka_client.OffsetAndMetadata(record.offset + 1, "", -1)
+        finally:
+            self._commit(consumer, offsets)
+        return tried
+
+    def _commit(self, consumer, offsets: dict) -> None:
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets)
+        except kafka_client.KafkaError as commit_error:
+            # Handled but not committed (e.g. a rebalance): they come back and are found delivered.
+            logger.warning("commit of offsets %s failed: %s", _offsets_text(offsets), commit_error)
 
     # --- partitions ------------------------------------------------------------------------------
 
@@ -212,10 +260,10 @@ class EmailConsumer:
 
     # --- one message -----------------------------------------------------------------------------
 
-    def _handle(self, consumer, partition, record) -> None:
+    def _handle(self, consumer, partition, record) -> bool:
+        """Handle one message; True when it was (emailed, found emailed, or dead-lettered), False when
+        its partition was rewound to it for a backoff."""
         started = time.monotonic()
-        if not connection.in_atomic_block:
-            close_old_connections()  # a long-running process: drop a connection the database closed
         try:
             outcome, event_id, error = self._process(record)
         except _TryLater as retry:
@@ -229,12 +277,7 @@ class EmailConsumer:
             except ValueError:
                 pass  # revoked meanwhile: the new owner reads it from the committed offset
             self._log(record, "retry", retry.event_id, retry.error, started, extra=f" retry_in={delay:.1f}s")
-            return
-        try:
-            consumer.commit({partition: kafka_client.OffsetAndMetadata(record.offset + 1, "", -1)})
-        except kafka_client.KafkaError as commit_error:
-            # Handled but not committed (e.g. a rebalance): it comes back and is found delivered.
-            logger.warning("commit of %s offset %d failed: %s", partition, record.offset, commit_error)
+            return False
         self._failures.pop(partition, None)
         self.stats.handled += 1
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
@@ -242,6 +285,7 @@ class EmailConsumer:
         if outcome == "sent":
             EMAIL_SEND_SECONDS.observe(time.monotonic() - started)
         self._log(record, outcome, event_id, error, started)
+        return True
 
     def _process(self, record) -> tuple[str, str | None, BaseException | None]:
         """Return (outcome, event id, error); raise ``_TryLater`` when the message must wait."""
@@ -249,7 +293,7 @@ class EmailConsumer:
         try:
             event = order_outcome_parse(record.value)
             event_id = str(event.event_id)
-            result = email_send_order_outcome(event=event)
+            result = email_send_order_outcome(event=event, mailer=self.mailer)
             outcome = {"sent": "sent", "duplicate": "duplicates", "skipped": "skipped"}[result.value]
             return outcome, event_id, None
         except (PoisonMessage, EmailUndeliverable) as error:

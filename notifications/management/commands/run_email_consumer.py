@@ -26,7 +26,7 @@ def _metrics_serve(*, port: int, host: str):
 class Command(BaseCommand):
     help = (
         "Read order outcome events from Kafka and email each shopper once. SIGTERM or Ctrl-C finishes "
-        "the current message, commits it and exits 0."
+        "the current message, commits what was handled and exits 0."
     )
 
     def add_arguments(self, parser):
