@@ -183,6 +183,7 @@ class EmailConsumer:
                     tried = True
                     if self.heartbeat is not None:
                         self.heartbeat.beat()
+                    self._lag_set(consumer, partition, record.offset + 1)
                     with request_id_bound(_request_id(record)):
                         if not self._handle(consumer, partition, record):
                             break
@@ -233,6 +234,16 @@ class EmailConsumer:
             if position is not None:
                 lag = CONSUMER_LAG.labels(partition.topic, str(partition.partition))
                 lag.set(max(highwater - position, 0))
+
+    def _lag_set(self, consumer, partition, position: int) -> None:
+        """The lag of ``partition`` as the message before ``position`` is taken in hand: the position
+        of a polled batch is past its end, and the messages behind the one in hand are still to do."""
+        try:
+            highwater = consumer.highwater(partition)
+        except kafka_client.KafkaError:
+            return  # revoked meanwhile
+        if highwater is not None:
+            CONSUMER_LAG.labels(partition.topic, str(partition.partition)).set(max(highwater - position, 0))
 
     def _backing_off(self, consumer, partition, record) -> bool:
         """True when ``partition`` waits for its backoff: its record goes back, to be fetched again."""

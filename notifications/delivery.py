@@ -60,14 +60,20 @@ def _smtp_failure(error: Exception) -> _SmtpFailure:
     return _SmtpFailure.UNREACHABLE  # OSError: refused, reset, timed out, no route
 
 
+def _found_closed(error: Exception) -> bool:
+    """Whether ``error`` says the connection was closed (not that it timed out: after a timeout, the
+    server may yet have taken the email). smtplib reports both as ``SMTPServerDisconnected``."""
+    closed = isinstance(error, (smtplib.SMTPServerDisconnected, ConnectionError))
+    return closed and not isinstance(error.__context__, TimeoutError)
+
+
 class Mailer:
     """The consumer's SMTP connection, kept open from one email to the next.
 
     Opened at the first email (Django's email backend: ``get_connection()`` once, then ``open()``).
-    After an error it is closed, and the next email opens a new one. A kept connection found dead
-    (the server dropped it while idle, or restarted) is opened afresh once for the same email: only
-    an error of the mail server itself (a refusal, or no answer from a new connection) reaches the
-    caller.
+    After an error it is closed, and the next email opens a new one. A kept connection found closed
+    (the server dropped it while idle, or restarted) is opened afresh once for the same email: what
+    reaches the caller is the mail server's own answer (a refusal), or the error of a new connection.
     """
 
     def __init__(self):
@@ -79,7 +85,7 @@ class Mailer:
             self._send(message)
         except (smtplib.SMTPException, OSError) as error:
             self.close()
-            if not reused or _smtp_failure(error) != _SmtpFailure.UNREACHABLE:
+            if not (reused and _found_closed(error)):
                 raise
             logger.info("the kept SMTP connection failed (%s): sending on a new one", error_text(error))
             try:
