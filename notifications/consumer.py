@@ -97,6 +97,7 @@ class EmailConsumer:
         stop_event: threading.Event | None = None,
         poll_timeout_ms: int = 200,
         batch_size: int = 100,
+        batch_seconds: float | None = None,
         client_id: str = "shop-email-sender",
         heartbeat: Heartbeat | None = None,
     ):
@@ -106,6 +107,11 @@ class EmailConsumer:
         self.stop_event = stop_event or threading.Event()
         self.poll_timeout_ms = poll_timeout_ms
         self.batch_size = batch_size  # records per poll, at most
+        # The longest a batch may take before the records left are fetched again: well within the
+        # poll interval, past which the group would take the partitions away (a slow mail server).
+        self.batch_seconds = (
+            settings.KAFKA_MAX_POLL_INTERVAL_MS / 1000 / 4 if batch_seconds is None else batch_seconds
+        )
         self.client_id = client_id
         self.heartbeat = heartbeat  # touched on every turn of the loop: the process's liveness
         self.stats = ConsumerStats()
@@ -166,18 +172,24 @@ class EmailConsumer:
         those handled; answer whether any was tried (not all in backoff).
 
         A partition stops at its first record that is in backoff or cannot be handled yet: it was
-        rewound to that record, so the ones after it are fetched again too. A stop request (or
+        rewound to that record, so the ones after it are fetched again too. Once the batch has taken
+        ``batch_seconds`` (and at least one message was tried), every partition is rewound to its
+        first record not handled, to be polled again. A stop request (or
         ``max_messages``) ends the batch after the message in hand; what was not handled is not
         committed, and comes again to whoever holds its partition next.
         """
         if not connection.in_atomic_block:
             close_old_connections()  # a long-running process: drop a connection the database closed
         offsets, tried = {}, False
+        deadline = time.monotonic() + self.batch_seconds
         try:
             for partition, batch in records.items():
                 for record in batch:
                     if self.stop_event.is_set() or self._enough():
                         return tried
+                    if tried and time.monotonic() >= deadline:
+                        self._rewind(consumer, partition, record)
+                        break
                     if self._backing_off(consumer, partition, record):
                         break
                     tried = True
@@ -244,6 +256,13 @@ class EmailConsumer:
             return  # revoked meanwhile
         if highwater is not None:
             CONSUMER_LAG.labels(partition.topic, str(partition.partition)).set(max(highwater - position, 0))
+
+    def _rewind(self, consumer, partition, record) -> None:
+        """Fetch ``record`` and those after it again, at the next poll."""
+        try:
+            consumer.seek(partition, record.offset)
+        except ValueError:
+            pass  # revoked meanwhile: the new owner reads it from the committed offset
 
     def _backing_off(self, consumer, partition, record) -> bool:
         """True when ``partition`` waits for its backoff: its record goes back, to be fetched again."""

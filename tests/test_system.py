@@ -169,6 +169,16 @@ class Client:
         assert answer.status_code in (200, 409), answer.text
 
 
+def simulator_capture_calls(stack: ProductionStack, order_id: int) -> int:
+    """How many capture requests the simulator processed for the PayPal order of ``order_id``."""
+    ((paypal_order_id,),) = stack.query(
+        sql("SELECT provider_order_id FROM {payments} WHERE order_id = %s"), (order_id,)
+    )
+    answer = requests.get(f"{stack.simulator_url}/_simulator/orders/{paypal_order_id}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["capture_calls"]
+
+
 def run_order(
     stack: ProductionStack,
     observed: Observed,
@@ -434,6 +444,15 @@ def test_the_production_topology_under_load_with_crashes(stack):
         timeout=90,
         message=f"{len(final)} emails, one per final order",
     )
+    # A declined order can end paid, rightly: the gunicorn worker killed midway may have been the one
+    # whose capture PayPal declined, killed before the decline was recorded; the order stayed approved
+    # at PayPal (a refused capture takes nothing), and the next settlement captured it. Asked of the
+    # simulator before it stops: how many captures each such order received.
+    capture_calls = {
+        order_id: simulator_capture_calls(stack, order_id)
+        for order_id, outcome in observed.planned.items()
+        if outcome == "decline" and final.get(order_id, ("",))[0] == "SUCCESS"
+    }
     # A graceful stop of everything: nothing is sent twice while going, and every role exits cleanly.
     exit_codes = stack.stop("email-1", "email-2", "web", "beat", "worker", "paypal")
 
@@ -455,7 +474,11 @@ def test_the_production_topology_under_load_with_crashes(stack):
         for order_id, outcome in observed.planned.items()
         if final[order_id] != expected[outcome]
     }
-    assert wrong == {}
+    # Only a decline whose answer was lost with the killed worker may end paid: then PayPal received a
+    # second capture, after the declined one (a decline recorded is never captured again).
+    retried = {order_id for order_id, calls in capture_calls.items() if calls >= 2}
+    assert {order_id: result for order_id, result in wrong.items() if order_id not in retried} == {}
+    assert len(retried) <= CLIENTS, retried
     assert Counter(observed.planned.values()).keys() == expected.keys()
 
     # --- the expiry sweep ran in the worker, fed by beat through Redis ---

@@ -101,3 +101,34 @@ def test_one_smtp_connection_serves_a_batch_and_is_opened_again_after_the_server
     assert smtp_server.event_counts() == {str(event.event_id): 1 for event in events}
     assert (consumer.stats.sent, consumer.stats.retries) == (7, 0)  # reopened in place, no backoff
     assert set(EmailDelivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SENT, 1)}
+
+
+def test_a_batch_that_runs_out_of_time_commits_what_it_handled_and_fetches_the_rest_again(
+    email_pipeline, smtp_server
+):
+    """A slow mail server must not keep a batch past the poll interval (the group would take the
+    partition away and the batch would be redelivered): past ``batch_seconds`` the records left are
+    fetched again. With no time at all, each batch handles one message."""
+    events = unpublished_outcomes(email_pipeline, 4)
+    produce_raw([(events[0].key, event_bytes(event)) for event in events])  # one partition, in order
+    consumer = ConsumerThread(batch_seconds=0)
+    commits = []
+    commit = consumer.consumer._commit
+
+    def recording_commit(kafka_consumer, offsets):
+        commits.append(sorted(meta.offset for meta in offsets.values()))
+        return commit(kafka_consumer, offsets)
+
+    consumer.consumer._commit = recording_commit
+    consumer.start()
+    try:
+        smtp_server.wait_for(4)
+        wait_until(lambda: sum(committed_offsets().values()) == 4, message="all four committed")
+    finally:
+        consumer.stop()
+
+    assert [offsets for offsets in commits if offsets] == [[1], [2], [3], [4]]
+    assert [message["X-Shop-Event-Id"] for message in smtp_server.messages] == [
+        str(event.event_id) for event in events
+    ]
+    assert (consumer.stats.sent, consumer.stats.duplicates, consumer.stats.retries) == (4, 0, 0)
