@@ -137,7 +137,17 @@ def order_place(*, user, lines, idempotency_key: str | None = None, language: st
         if not existing:
             raise
         return _replay(existing, quantities)
+    except TooManyPendingOrders:
+        existing = idempotency_key and _order_for_key(user=user, idempotency_key=idempotency_key)
+        if not existing:
+            raise
+        return _replay(existing, quantities)  # the pending order that reached the cap is this one
     if isinstance(placed, OutOfStock):
+        # A refusal is decided under the shopper's lock, so a request with the same key that placed
+        # the order (and took the last units) has committed by then: that order is the answer.
+        existing = idempotency_key and _order_for_key(user=user, idempotency_key=idempotency_key)
+        if existing:
+            return _replay(existing, quantities)
         raise placed
     return placed
 

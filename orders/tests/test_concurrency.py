@@ -86,6 +86,43 @@ def test_two_concurrent_requests_with_one_idempotency_key_make_one_order():
     assert Stock.objects.get(pk=product.pk).reserved == 2
 
 
+def _both_find_no_order_for_the_key_at_first(monkeypatch):
+    """The two requests' first look-ups of the key both miss: each checked before the other committed."""
+    import orders.services
+
+    look_up = orders.services._order_for_key
+    first_looks = threading.Semaphore(2)
+
+    def racing_look_up(**kwargs):
+        if first_looks.acquire(blocking=False):
+            return None
+        return look_up(**kwargs)
+
+    monkeypatch.setattr(orders.services, "_order_for_key", racing_look_up)
+
+
+@pytest.mark.parametrize("refusal", ["the last units", "the pending cap"])
+def test_a_request_refused_because_its_twin_placed_the_order_answers_that_order(
+    monkeypatch, settings, refusal
+):
+    """Two requests with one Idempotency-Key: the one placed second would be refused (out of stock:
+    the first took the last units; or at the cap: the first is the pending order that reached it),
+    but it is the same order, so it gets that order back."""
+    if refusal == "the pending cap":
+        settings.ORDER_MAX_PENDING_PER_USER = 1
+    product = ProductFactory(on_hand=2 if refusal == "the last units" else 10)
+    user = UserFactory()
+    lines = [{"product": product.pk, "quantity": 2}]
+    _both_find_no_order_for_the_key_at_first(monkeypatch)
+
+    results = run_concurrently(2, lambda i: order_place(user=user, lines=lines, idempotency_key="same-key"))
+
+    assert all(isinstance(r, Order) for r in results), results
+    assert results[0].pk == results[1].pk
+    assert Order.objects.count() == 1
+    assert Stock.objects.get(pk=product.pk).reserved == 2
+
+
 def _reserving_all_at_once(monkeypatch, count, reserve):
     """Make ``count`` placements reach their reservation together: each has read the stock (without a
     lock) and written its order before any of them reserves, the widest window a busy database gives."""
