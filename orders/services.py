@@ -131,24 +131,16 @@ def order_place(*, user, lines, idempotency_key: str | None = None, language: st
         placed = _order_place(
             user=user, quantities=quantities, idempotency_key=idempotency_key, language=language
         )
-    except IntegrityError:
-        # A concurrent request with the same key committed first: ours rolled back whole.
+        if isinstance(placed, OutOfStock):
+            raise placed  # only now: the expired holds it released are committed
+    except (IntegrityError, TooManyPendingOrders, OutOfStock):
+        # Ours wrote nothing, but a request with the same key may have placed the order: one that
+        # committed first (IntegrityError), or one whose order took the last units or reached the cap
+        # (a refusal is decided under the shopper's lock, so that request has committed by then).
         existing = idempotency_key and _order_for_key(user=user, idempotency_key=idempotency_key)
         if not existing:
             raise
         return _replay(existing, quantities)
-    except TooManyPendingOrders:
-        existing = idempotency_key and _order_for_key(user=user, idempotency_key=idempotency_key)
-        if not existing:
-            raise
-        return _replay(existing, quantities)  # the pending order that reached the cap is this one
-    if isinstance(placed, OutOfStock):
-        # A refusal is decided under the shopper's lock, so a request with the same key that placed
-        # the order (and took the last units) has committed by then: that order is the answer.
-        existing = idempotency_key and _order_for_key(user=user, idempotency_key=idempotency_key)
-        if existing:
-            return _replay(existing, quantities)
-        raise placed
     return placed
 
 
